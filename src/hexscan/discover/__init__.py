@@ -1,0 +1,1 @@
+"""Discovery: the files under the targets, and the members of containers."""

@@ -1,0 +1,312 @@
+"""Containers as virtual directories: list and open members without extracting to disk.
+
+Each ``iter_*`` function yields, per member, a child Artifact to scan, a Finding (a bound
+was exceeded, a member is encrypted) or a Skipped entry. Reads go through BoundedStream so
+a member cannot decompress past the limits whatever its headers claim.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import posixpath
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from hexscan.discover.artifact import Artifact
+from hexscan.discover.streams import BoundedStream, Budget, ZlibReader
+from hexscan.engine.limits import ResourceLimits
+from hexscan.errors import LimitExceeded, ParseError
+from hexscan.formats.kinds import COMPRESSED_STREAMS, ZIP_BASED, Format
+from hexscan.model.finding import Finding
+from hexscan.rules import archive as rules
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A member that is listed but not scanned, with the reason."""
+
+    name: str
+    reason: str
+    size: int | None = None
+
+
+Event = Artifact | Finding | Skipped
+
+
+@dataclass
+class Walk:
+    """The bounds and the shared decompression budget of one top-level file's walk."""
+
+    limits: ResourceLimits
+    budget: Budget
+
+    def bounded(self, opener: Callable[[], BinaryIO], what: str = "max_member_size"
+                ) -> Callable[[], BinaryIO]:
+        def open_bounded() -> BinaryIO:
+            raw = BoundedStream(opener(), self.limits.max_member_size, self.budget, what)
+            return io.BufferedReader(raw, 1024 * 1024)  # type: ignore[return-value]
+        return open_bounded
+
+
+def iter_members(container: Artifact, fmt: Format, walk: Walk) -> Iterator[Event]:
+    """Dispatch on the container format."""
+    if fmt in ZIP_BASED:
+        yield from _iter_zip(container, fmt, walk)
+    elif fmt is Format.TAR:
+        yield from _iter_tar(container, walk)
+    elif fmt in COMPRESSED_STREAMS:
+        yield from _iter_stream(container, fmt, walk)
+    elif fmt is Format.SEVEN_ZIP:
+        yield from _iter_7z(container, walk)
+
+
+def zip_names(container: Artifact) -> list[str]:
+    """Member names from the central directory (used to tell zip layouts apart)."""
+    with container.open() as stream, _open_zip(stream) as zf:
+        return [info.filename for info in zf.infolist()]
+
+
+def _open_zip(stream: BinaryIO) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ParseError(f"unreadable zip: {exc}") from exc
+
+
+def _too_many(container: Artifact, count: int, walk: Walk) -> Finding | None:
+    if count > walk.limits.max_members:
+        return Finding(rules.TOO_MANY_MEMBERS,
+                       f"{container.basename} has more than {walk.limits.max_members} members; "
+                       "the rest were not read", key="members",
+                       evidence={"limit": walk.limits.max_members})
+    return None
+
+
+def _bomb(name: str, size: int, packed: int, walk: Walk) -> Finding | None:
+    ratio = size / max(packed, 1)
+    too_big = size > walk.limits.max_member_size
+    if too_big or (size >= walk.limits.ratio_min_size and ratio > walk.limits.max_ratio):
+        why = (f"declares {size} bytes (limit {walk.limits.max_member_size})" if too_big else
+               f"expands {ratio:.0f}x ({packed} -> {size} bytes)")
+        return Finding(rules.DECOMPRESSION_BOMB, f"member {name} {why}", key=name,
+                       evidence={"member": name, "size": size, "compressed_size": packed,
+                                 "ratio": round(ratio, 1)})
+    return None
+
+
+def _iter_zip(container: Artifact, fmt: Format, walk: Walk) -> Iterator[Event]:
+    stream = container.open()
+    try:
+        zf = _open_zip(stream)
+        infos = zf.infolist()
+        yield from _zip_events(container, fmt, zf, infos, walk)
+    finally:
+        stream.close()
+
+
+def _zip_events(container: Artifact, fmt: Format, zf: zipfile.ZipFile,
+                infos: list[zipfile.ZipInfo], walk: Walk) -> Iterator[Event]:
+    too_many = _too_many(container, len(infos), walk)
+    if too_many:
+        yield too_many
+    for info in infos[:walk.limits.max_members]:
+        if info.is_dir():
+            continue
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            yield Skipped(info.filename, "symbolic link member", info.file_size)
+            continue
+        if info.flag_bits & 0x1:
+            yield Finding(rules.ENCRYPTED_MEMBER, f"member {info.filename} is encrypted",
+                          key=info.filename, evidence={"member": info.filename})
+            yield Skipped(info.filename, "encrypted member", info.file_size)
+            continue
+        bomb = _bomb(info.filename, info.file_size, info.compress_size, walk)
+        if bomb:
+            yield bomb
+            yield Skipped(info.filename, "exceeds decompression limits", info.file_size)
+            continue
+        stored = info.compress_type == zipfile.ZIP_STORED
+        yield container.child(info.filename, info.file_size,
+                              walk.bounded(_zip_opener(zf, info)), fmt, stored)
+
+
+def _zip_opener(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], BinaryIO]:
+    def open_member() -> BinaryIO:
+        member = zf.open(info)
+        # PyTorch's reader ignores CRC errors; read what it would read.
+        member._expected_crc = None  # type: ignore[attr-defined]
+        return member  # type: ignore[return-value]
+    return open_member
+
+
+def _iter_tar(container: Artifact, walk: Walk) -> Iterator[Event]:
+    stream = container.open()
+    try:
+        try:
+            tf = tarfile.open(fileobj=stream, mode="r:")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ParseError(f"unreadable tar: {exc}") from exc
+        yield from _tar_events(container, tf, walk)
+    finally:
+        stream.close()
+
+
+def _tar_events(container: Artifact, tf: tarfile.TarFile, walk: Walk) -> Iterator[Event]:
+    count = 0
+    while True:
+        try:
+            info = tf.next()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ParseError(f"unreadable tar member header: {exc}") from exc
+        if info is None:
+            return
+        count += 1
+        if count > walk.limits.max_members:
+            finding = _too_many(container, count, walk)
+            if finding:
+                yield finding
+            return
+        if info.isdir():
+            continue
+        if not info.isreg():
+            kind = "link" if info.issym() or info.islnk() else "special file"
+            yield Skipped(info.name, f"{kind} member", info.size)
+            continue
+        bomb = _bomb(info.name, info.size, info.size, walk)
+        if bomb:
+            yield bomb
+            yield Skipped(info.name, "exceeds size limits", info.size)
+            continue
+        yield container.child(info.name, info.size, walk.bounded(_tar_opener(tf, info)),
+                              Format.TAR, True)
+
+
+def _tar_opener(tf: tarfile.TarFile, info: tarfile.TarInfo) -> Callable[[], BinaryIO]:
+    def open_member() -> BinaryIO:
+        member = tf.extractfile(info)
+        if member is None:
+            raise ParseError(f"tar member {info.name} has no data")
+        return member
+    return open_member
+
+
+_DECOMPRESSORS: dict[Format, Callable[[BinaryIO], BinaryIO]] = {
+    Format.GZIP: lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),  # type: ignore[dict-item]
+    Format.BZIP2: lambda raw: bz2.BZ2File(raw, mode="rb"),  # type: ignore[dict-item]
+    Format.XZ: lambda raw: lzma.LZMAFile(raw, mode="rb"),  # type: ignore[dict-item]
+    Format.ZLIB: lambda raw: ZlibReader(raw),  # type: ignore[dict-item]
+}
+
+_SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".xz": "", ".lzma": "", ".z": "",
+             ".lz4": "", ".zlib": ""}
+
+
+def _stream_name(container: Artifact) -> str:
+    stem, ext = posixpath.splitext(container.basename)
+    if ext.lower() in _SUFFIXES:
+        return stem + _SUFFIXES[ext.lower()]
+    return container.basename
+
+
+def _iter_stream(container: Artifact, fmt: Format, walk: Walk) -> Iterator[Event]:
+    decompress = _DECOMPRESSORS.get(fmt) or _lz4_decompressor()
+    if decompress is None:
+        yield Skipped(_stream_name(container), "lz4 support needs the 'lz4' package")
+        return
+    packed = container.size or 0
+    limit = walk.limits.max_member_size
+    if packed >= walk.limits.ratio_min_size // 16:
+        limit = min(limit, int(packed * walk.limits.max_ratio) + walk.limits.ratio_min_size)
+
+    def open_stream() -> BinaryIO:
+        raw = BoundedStream(decompress(container.open()), limit, walk.budget,
+                            "max_ratio" if limit < walk.limits.max_member_size
+                            else "max_member_size")
+        return io.BufferedReader(raw, 1024 * 1024)  # type: ignore[return-value]
+
+    yield container.child(_stream_name(container), None, open_stream, fmt, False)
+
+
+def _lz4_decompressor() -> Callable[[BinaryIO], BinaryIO] | None:
+    try:
+        import lz4.frame  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return lambda raw: lz4.frame.LZ4FrameFile(raw, mode="rb")  # type: ignore[no-any-return]
+
+
+def _iter_7z(container: Artifact, walk: Walk) -> Iterator[Event]:
+    try:
+        import py7zr
+        import py7zr.io
+    except ImportError:
+        yield Skipped(container.basename, "7z support needs hex[archives] (py7zr)")
+        return
+    with container.open() as stream:
+        try:
+            archive = py7zr.SevenZipFile(stream, mode="r")
+            infos = archive.list()
+        except (py7zr.exceptions.ArchiveError, OSError, ValueError, EOFError) as exc:
+            raise ParseError(f"unreadable 7z: {exc}") from exc
+        too_many = _too_many(container, len(infos), walk)
+        if too_many:
+            yield too_many
+        yield from _7z_events(container, archive, infos[:walk.limits.max_members], walk)
+
+
+def _7z_events(container: Artifact, archive: object, infos: list, walk: Walk
+               ) -> Iterator[Event]:
+    import py7zr.io
+
+    for info in infos:
+        if info.is_directory:
+            continue
+        size = int(info.uncompressed or 0)
+        packed = int(info.compressed or size or 1)
+        bomb = _bomb(info.filename, size, packed, walk)
+        if bomb or size > walk.limits.buffer_size:
+            yield bomb or _limit_finding(info.filename, walk)
+            yield Skipped(info.filename, "exceeds size limits", size)
+            continue
+        if getattr(info, "is_symlink", False):
+            yield Skipped(info.filename, "symbolic link member", size)
+            continue
+        factory = py7zr.io.BytesIOFactory(walk.limits.buffer_size)
+        try:
+            archive.reset()  # type: ignore[attr-defined]
+            archive.extract(targets=[info.filename], factory=factory)  # type: ignore[attr-defined]
+            data = factory.get(info.filename).read()
+        except Exception as exc:  # noqa: BLE001 - py7zr raises many types on hostile input
+            if "password" in str(exc).lower() or "encrypt" in str(exc).lower():
+                yield Finding(rules.ENCRYPTED_MEMBER, f"member {info.filename} is encrypted",
+                              key=info.filename, evidence={"member": info.filename})
+                yield Skipped(info.filename, "encrypted member", size)
+                continue
+            raise ParseError(f"unreadable 7z member {info.filename}: {exc}") from exc
+        walk.budget.spend(len(data))
+        yield container.child(info.filename, len(data), _bytes_opener(data), Format.SEVEN_ZIP,
+                              True)
+
+
+def _bytes_opener(data: bytes) -> Callable[[], BinaryIO]:
+    return lambda: io.BytesIO(data)
+
+
+def _limit_finding(name: str, walk: Walk) -> Finding:
+    from hexscan.rules import format as fmt_rules
+
+    return Finding(fmt_rules.LIMIT_EXCEEDED,
+                   f"7z member {name} is larger than the in-memory bound "
+                   f"({walk.limits.buffer_size} bytes) and was not read", key=name,
+                   evidence={"member": name, "limit": "buffer_size"})
+
+
+__all__ = ["Event", "Skipped", "Walk", "iter_members", "zip_names", "LimitExceeded"]

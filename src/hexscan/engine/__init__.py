@@ -1,0 +1,1 @@
+"""The engine: runs scanners over discovered artifacts in isolated worker processes."""

@@ -1,0 +1,66 @@
+"""run(): discover -> identify and scan in workers -> collect -> one ScanReport."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from hexscan import __version__
+from hexscan.config import ScanConfig
+from hexscan.discover.walker import discover
+from hexscan.engine.executor import run_tasks
+from hexscan.engine.walk import WorkerSettings
+from hexscan.model.finding import Finding
+from hexscan.model.report import ErrorEntry, FileEntry, ScanReport, TaskResult
+from hexscan.scanners.registry import scanner_classes
+
+Progress = Callable[[int, int, str], None]
+
+
+def worker_settings(config: ScanConfig) -> WorkerSettings:
+    """The part of the config that crosses into worker processes."""
+    return WorkerSettings(limits=config.limits, skip=config.skip, plugins=config.plugins,
+                          hash=config.hash, options=dict(config.options))
+
+
+def run(targets: list[str], config: ScanConfig, progress: Progress | None = None) -> ScanReport:
+    """Scan the targets; never raises for a bad file (that is an error entry)."""
+    scanner_classes(config.plugins)  # fail fast (exit 2) on a bad plugin before any work
+    started = time.monotonic()
+    deadline = started + config.timeout
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    found = discover(targets, config.recursive)
+    findings: list[Finding] = list(found.findings)
+    files: list[FileEntry] = list(found.files)
+    errors: list[ErrorEntry] = list(found.errors)
+    total = len(found.tasks)
+    done = 0
+
+    def on_result(result: TaskResult) -> None:
+        nonlocal done
+        done += 1
+        findings.extend(result.findings)
+        files.extend(result.files)
+        errors.extend(result.errors)
+        if progress is not None:
+            progress(done, total, result.path)
+
+    run_tasks(found.tasks, worker_settings(config), config.workers, config.file_timeout,
+              deadline, on_result)
+    findings.sort(key=lambda f: (-f.effective_severity, f.file_path, f.member or "",
+                                 f.rule.id, f.key))
+    files.sort(key=lambda f: (f.path, f.member or ""))
+    return ScanReport(
+        scan_id=str(uuid.uuid4()),
+        timestamp=timestamp,
+        target=", ".join(targets),
+        version=__version__,
+        findings=tuple(findings),
+        files=tuple(files),
+        errors=tuple(errors),
+        duration_s=round(time.monotonic() - started, 3),
+        fail_on=config.fail_on.name,
+        shown=tuple(s.name for s in sorted(config.severity, reverse=True)),
+    )

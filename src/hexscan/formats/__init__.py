@@ -1,0 +1,1 @@
+"""Format identification: what a file is, by content first and name second."""

@@ -1,0 +1,81 @@
+"""What a scan produces: per-file entries, errors, findings, and the whole report."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from hexscan.model.finding import Finding
+
+
+class Status(enum.StrEnum):
+    """What happened to one file or member."""
+
+    SCANNED = "scanned"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One scanned file or container member."""
+
+    path: str
+    member: str | None
+    format: str
+    size: int | None
+    status: Status
+    reason: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEntry:
+    """Something that kept the scan from being complete.
+
+    ``kind`` is one of: unreadable, malformed, limit, timeout, crash, scanner-error.
+    """
+
+    path: str
+    member: str | None
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """Everything one top-level file produced (itself and its members)."""
+
+    path: str
+    findings: tuple[Finding, ...] = ()
+    files: tuple[FileEntry, ...] = ()
+    errors: tuple[ErrorEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """The final report that every reporter renders, and nothing else."""
+
+    scan_id: str
+    timestamp: str
+    target: str
+    version: str
+    findings: tuple[Finding, ...]
+    files: tuple[FileEntry, ...]
+    errors: tuple[ErrorEntry, ...]
+    duration_s: float
+    fail_on: str = "HIGH"
+    shown: tuple[str, ...] = field(default=("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"))
+
+    @property
+    def skipped(self) -> tuple[FileEntry, ...]:
+        return tuple(f for f in self.files if f.status is Status.SKIPPED)
+
+    @property
+    def visible_findings(self) -> tuple[Finding, ...]:
+        """The findings that ``--severity`` lets through."""
+        return tuple(f for f in self.findings if f.effective_severity.name in self.shown)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors

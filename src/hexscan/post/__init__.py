@@ -1,0 +1,1 @@
+"""Pure transforms and decisions over a finished ScanReport."""

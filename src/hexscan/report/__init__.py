@@ -1,0 +1,1 @@
+"""Reporters: pure renderers of a finished ScanReport into one output format."""

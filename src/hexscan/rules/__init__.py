@@ -1,0 +1,1 @@
+"""The rule catalogue: every check hex can report has one Rule constant here."""

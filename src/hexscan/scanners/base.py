@@ -1,0 +1,51 @@
+"""The Scanner protocol and the context a scanner receives.
+
+A scanner knows one risk. It is told the artifact's identified format and reads bytes
+through the artifact; it never walks containers, opens files by path or identifies
+formats itself (the pipeline does all three).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from hexscan.discover.artifact import Artifact
+from hexscan.engine.limits import ResourceLimits
+from hexscan.formats.identify import Identification
+from hexscan.formats.kinds import Format
+from hexscan.model.finding import Finding
+from hexscan.rules._rule import Rule
+
+
+@dataclass(frozen=True)
+class ScanContext:
+    """What a scanner may know besides the artifact: its format, limits and options."""
+
+    identification: Identification
+    limits: ResourceLimits
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def format(self) -> Format:
+        return self.identification.format
+
+
+@runtime_checkable
+class Scanner(Protocol):
+    """A check family. ``formats`` None means every artifact."""
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    formats: ClassVar[frozenset[Format] | None]
+    rules: ClassVar[tuple[Rule, ...]]
+
+    def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterable[Finding]:
+        """Yield findings for one artifact."""
+        ...
+
+
+def applies(scanner: Scanner, fmt: Format) -> bool:
+    """The cheap gate: does this scanner look at this format at all?"""
+    return scanner.formats is None or fmt in scanner.formats

@@ -1,0 +1,57 @@
+"""The scanners hex runs: an explicit built-in list, plus plugins named in the config.
+
+Plugins are ``module:attribute`` strings (config ``plugins``) or entry points in the
+``hex.scanners`` group. Names and rule ids are checked for duplicates when loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+
+from hexscan.errors import ConfigError
+from hexscan.scanners.base import Scanner
+from hexscan.scanners.format import FormatScanner
+
+BUILTIN: tuple[type[Scanner], ...] = (FormatScanner,)
+
+
+def _plugin_classes(plugins: Iterable[str]) -> list[type[Scanner]]:
+    found: list[type[Scanner]] = []
+    for spec in plugins:
+        module_name, _, attr = spec.partition(":")
+        try:
+            found.append(getattr(importlib.import_module(module_name), attr))
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"cannot load scanner plugin {spec!r}: {exc}") from exc
+    for ep in entry_points(group="hex.scanners"):
+        found.append(ep.load())
+    return found
+
+
+def scanner_classes(plugins: Iterable[str] = ()) -> list[type[Scanner]]:
+    """Built-in and plugin scanner classes, validated for unique names and rule ids."""
+    classes = list(BUILTIN) + _plugin_classes(plugins)
+    names: set[str] = set()
+    rule_ids: set[str] = set()
+    for cls in classes:
+        if cls.name in names:
+            raise ConfigError(f"two scanners are named {cls.name!r}")
+        names.add(cls.name)
+        for rule in cls.rules:
+            if rule.id in rule_ids:
+                raise ConfigError(f"rule {rule.id} is claimed by two scanners")
+            rule_ids.add(rule.id)
+    return classes
+
+
+def load_scanners(skip: Iterable[str] = (), plugins: Iterable[str] = ()) -> list[Scanner]:
+    """Instances of every scanner not skipped."""
+    skipped = set(skip)
+    return [cls() for cls in scanner_classes(plugins) if cls.name not in skipped]
+
+
+def scanner_names(plugins: Iterable[str] = ()) -> list[str]:
+    """The user-facing names ``--skip`` accepts."""
+    return [cls.name for cls in scanner_classes(plugins)]
