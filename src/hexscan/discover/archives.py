@@ -1,8 +1,10 @@
 """Containers as virtual directories: list and open members without extracting to disk.
 
 Each ``iter_*`` function yields, per member, a child Artifact to scan, a Finding (a bound
-was exceeded, a member is encrypted) or a Skipped entry. Reads go through BoundedStream so
-a member cannot decompress past the limits whatever its headers claim.
+was exceeded, a member is encrypted), a Skipped entry, or an Unread entry when content that
+should have been inspected was not (which makes the scan incomplete, exit code 3). Reads go
+through BoundedStream so a member cannot decompress past the limits whatever its headers
+claim.
 """
 
 from __future__ import annotations
@@ -37,7 +39,20 @@ class Skipped:
     size: int | None = None
 
 
-Event = Artifact | Finding | Skipped
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """Content that was not inspected (a bound, encryption): the scan is incomplete.
+
+    ``member`` is the member's name inside this container, or None when the rest of the
+    container itself was not read. ``kind`` is the error kind (``limit`` or ``unreadable``).
+    """
+
+    member: str | None
+    kind: str
+    message: str
+
+
+Event = Artifact | Finding | Skipped | Unread
 
 
 @dataclass
@@ -80,13 +95,14 @@ def _open_zip(stream: BinaryIO) -> zipfile.ZipFile:
         raise ParseError(f"unreadable zip: {exc}") from exc
 
 
-def _too_many(container: Artifact, count: int, walk: Walk) -> Finding | None:
-    if count > walk.limits.max_members:
-        return Finding(rules.TOO_MANY_MEMBERS,
-                       f"{container.basename} has more than {walk.limits.max_members} members; "
-                       "the rest were not read", key="members",
-                       evidence={"limit": walk.limits.max_members})
-    return None
+def _too_many(container: Artifact, count: int, walk: Walk) -> Iterator[Event]:
+    """The finding and the incomplete mark for a container past ``max_members``."""
+    limit = walk.limits.max_members
+    if count > limit:
+        yield Finding(rules.TOO_MANY_MEMBERS,
+                      f"{container.basename} has more than {limit} members; "
+                      "the rest were not read", key="members", evidence={"limit": limit})
+        yield Unread(None, "limit", f"max_members {limit} reached: later members not read")
 
 
 def _bomb(name: str, size: int, packed: int, walk: Walk) -> Finding | None:
@@ -113,9 +129,7 @@ def _iter_zip(container: Artifact, fmt: Format, walk: Walk) -> Iterator[Event]:
 
 def _zip_events(container: Artifact, fmt: Format, zf: zipfile.ZipFile,
                 infos: list[zipfile.ZipInfo], walk: Walk) -> Iterator[Event]:
-    too_many = _too_many(container, len(infos), walk)
-    if too_many:
-        yield too_many
+    yield from _too_many(container, len(infos), walk)
     for info in infos[:walk.limits.max_members]:
         if info.is_dir():
             continue
@@ -124,18 +138,28 @@ def _zip_events(container: Artifact, fmt: Format, zf: zipfile.ZipFile,
             yield Skipped(info.filename, "symbolic link member", info.file_size)
             continue
         if info.flag_bits & 0x1:
-            yield Finding(rules.ENCRYPTED_MEMBER, f"member {info.filename} is encrypted",
-                          key=info.filename, evidence={"member": info.filename})
-            yield Skipped(info.filename, "encrypted member", info.file_size)
+            yield from _encrypted(info.filename, info.file_size)
             continue
         bomb = _bomb(info.filename, info.file_size, info.compress_size, walk)
         if bomb:
-            yield bomb
-            yield Skipped(info.filename, "exceeds decompression limits", info.file_size)
+            yield from _oversized(bomb, info.filename, info.file_size)
             continue
         stored = info.compress_type == zipfile.ZIP_STORED
         yield container.child(info.filename, info.file_size,
                               walk.bounded(_zip_opener(zf, info)), fmt, stored)
+
+
+def _encrypted(name: str, size: int | None) -> Iterator[Event]:
+    yield Finding(rules.ENCRYPTED_MEMBER, f"member {name} is encrypted", key=name,
+                  evidence={"member": name})
+    yield Skipped(name, "encrypted member", size)
+    yield Unread(name, "unreadable", "encrypted member: content not inspected")
+
+
+def _oversized(finding: Finding, name: str, size: int | None) -> Iterator[Event]:
+    yield finding
+    yield Skipped(name, "exceeds size limits", size)
+    yield Unread(name, "limit", f"not read: {finding.message}")
 
 
 def _zip_opener(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], BinaryIO]:
@@ -170,9 +194,7 @@ def _tar_events(container: Artifact, tf: tarfile.TarFile, walk: Walk) -> Iterato
             return
         count += 1
         if count > walk.limits.max_members:
-            finding = _too_many(container, count, walk)
-            if finding:
-                yield finding
+            yield from _too_many(container, count, walk)
             return
         if info.isdir():
             continue
@@ -182,8 +204,7 @@ def _tar_events(container: Artifact, tf: tarfile.TarFile, walk: Walk) -> Iterato
             continue
         bomb = _bomb(info.name, info.size, info.size, walk)
         if bomb:
-            yield bomb
-            yield Skipped(info.name, "exceeds size limits", info.size)
+            yield from _oversized(bomb, info.name, info.size)
             continue
         yield container.child(info.name, info.size, walk.bounded(_tar_opener(tf, info)),
                               Format.TAR, True)
@@ -221,18 +242,29 @@ def _iter_stream(container: Artifact, fmt: Format, walk: Walk) -> Iterator[Event
     if decompress is None:
         yield Skipped(_stream_name(container), "lz4 support needs the 'lz4' package")
         return
-    packed = container.size or 0
-    limit = walk.limits.max_member_size
-    if packed >= walk.limits.ratio_min_size // 16:
-        limit = min(limit, int(packed * walk.limits.max_ratio) + walk.limits.ratio_min_size)
+    limit, what = _stream_limit(container.size, walk.limits)
 
     def open_stream() -> BinaryIO:
-        raw = BoundedStream(decompress(container.open()), limit, walk.budget,
-                            "max_ratio" if limit < walk.limits.max_member_size
-                            else "max_member_size")
+        raw = BoundedStream(decompress(container.open()), limit, walk.budget, what)
         return io.BufferedReader(raw, 1024 * 1024)  # type: ignore[return-value]
 
     yield container.child(_stream_name(container), None, open_stream, fmt, False)
+
+
+def _stream_limit(packed: int | None, limits: ResourceLimits) -> tuple[int, str]:
+    """The most a compressed stream may expand to, and the limit that names the bound.
+
+    A stream has no declared size, so the ratio bound is applied while reading, with the
+    same meaning as for zip members (_bomb): past ``ratio_min_size`` bytes, no more than
+    ``max_ratio`` times the packed size. bzip2 and xz reach ratios of 10^5 and more, so
+    this matters for small packed streams too.
+    """
+    if packed is None:
+        return limits.max_member_size, "max_member_size"
+    by_ratio = max(limits.ratio_min_size, int(packed * limits.max_ratio))
+    if by_ratio < limits.max_member_size:
+        return by_ratio, "max_ratio"
+    return limits.max_member_size, "max_member_size"
 
 
 def _lz4_decompressor() -> Callable[[BinaryIO], BinaryIO] | None:
@@ -254,11 +286,16 @@ def _iter_7z(container: Artifact, walk: Walk) -> Iterator[Event]:
         try:
             archive = py7zr.SevenZipFile(stream, mode="r")
             infos = archive.list()
+        except py7zr.exceptions.PasswordRequired:
+            # Encrypted headers: not even the member names can be read.
+            yield Finding(rules.ENCRYPTED_MEMBER,
+                          f"{container.basename} has encrypted headers; no member can be "
+                          "listed or read", key="headers", evidence={"encrypted": "headers"})
+            yield Unread(None, "unreadable", "encrypted 7z headers: content not inspected")
+            return
         except (py7zr.exceptions.ArchiveError, OSError, ValueError, EOFError) as exc:
             raise ParseError(f"unreadable 7z: {exc}") from exc
-        too_many = _too_many(container, len(infos), walk)
-        if too_many:
-            yield too_many
+        yield from _too_many(container, len(infos), walk)
         yield from _7z_events(container, archive, infos[:walk.limits.max_members], walk)
 
 
@@ -273,8 +310,8 @@ def _7z_events(container: Artifact, archive: object, infos: list, walk: Walk
         packed = int(info.compressed or size or 1)
         bomb = _bomb(info.filename, size, packed, walk)
         if bomb or size > walk.limits.buffer_size:
-            yield bomb or _limit_finding(info.filename, walk)
-            yield Skipped(info.filename, "exceeds size limits", size)
+            yield from _oversized(bomb or _limit_finding(info.filename, walk), info.filename,
+                                  size)
             continue
         if getattr(info, "is_symlink", False):
             yield Skipped(info.filename, "symbolic link member", size)
@@ -286,9 +323,7 @@ def _7z_events(container: Artifact, archive: object, infos: list, walk: Walk
             data = factory.get(info.filename).read()
         except Exception as exc:  # noqa: BLE001 - py7zr raises many types on hostile input
             if "password" in str(exc).lower() or "encrypt" in str(exc).lower():
-                yield Finding(rules.ENCRYPTED_MEMBER, f"member {info.filename} is encrypted",
-                              key=info.filename, evidence={"member": info.filename})
-                yield Skipped(info.filename, "encrypted member", size)
+                yield from _encrypted(info.filename, size)
                 continue
             raise ParseError(f"unreadable 7z member {info.filename}: {exc}") from exc
         walk.budget.spend(len(data))
@@ -309,4 +344,4 @@ def _limit_finding(name: str, walk: Walk) -> Finding:
                    evidence={"member": name, "limit": "buffer_size"})
 
 
-__all__ = ["Event", "Skipped", "Walk", "iter_members", "zip_names", "LimitExceeded"]
+__all__ = ["Event", "Skipped", "Unread", "Walk", "iter_members", "zip_names", "LimitExceeded"]

@@ -105,9 +105,8 @@ class ZlibReader(io.RawIOBase):
         while not self._pending and not self._eof:
             chunk = self._raw.read(_CHUNK)
             if not chunk:
-                self._pending = self._inflater.flush()
-                self._eof = True
-                break
+                # Like gzip/bz2/lzma: a stream cut short is an error, not a shorter file.
+                raise EOFError("compressed stream ended before the end-of-stream marker")
             self._pending = self._inflater.decompress(chunk, len(buffer))
             if self._inflater.unconsumed_tail:
                 self._raw.seek(-len(self._inflater.unconsumed_tail), io.SEEK_CUR)

@@ -119,9 +119,7 @@ class WorkerPool:
             if worker.conn in ready:
                 self._receive(worker, on_result)
             elif worker.process.sentinel in ready or not worker.process.is_alive():
-                self._lost(worker, on_result, "crash",
-                           f"worker process died (exit code {worker.process.exitcode}) "
-                           "while reading this file")
+                self._lost(worker, on_result, "crash", _death(worker))
             elif time.monotonic() - worker.started >= self.file_timeout:
                 self._lost(worker, on_result, "timeout",
                            f"file not finished within the per-file limit of "
@@ -133,7 +131,8 @@ class WorkerPool:
         try:
             result = worker.conn.recv()
         except (EOFError, OSError):
-            self._lost(worker, on_result, "crash", "worker process died while reporting")
+            worker.process.join(1)  # the pipe closed because the process died: say how
+            self._lost(worker, on_result, "crash", _death(worker))
             return
         worker.task = None
         on_result(result)
@@ -166,6 +165,14 @@ class WorkerPool:
         for worker in list(self.workers):
             worker.process.join(2)
             self._retire(worker)
+
+
+def _death(worker: _Worker) -> str:
+    """Why a worker vanished: its exit code, or the signal that killed it."""
+    code = worker.process.exitcode
+    how = (f"killed by signal {-code}" if code is not None and code < 0 else
+           f"exit code {code}" if code is not None else "no exit status")
+    return f"worker process died ({how}) while reading this file"
 
 
 def run_tasks(tasks: list[Task], settings: WorkerSettings, workers: int, file_timeout: float,

@@ -12,6 +12,7 @@ from hexscan.config import ScanConfig
 from hexscan.discover.walker import discover
 from hexscan.engine.executor import run_tasks
 from hexscan.engine.walk import WorkerSettings
+from hexscan.errors import ConfigError
 from hexscan.model.finding import Finding
 from hexscan.model.report import ErrorEntry, FileEntry, ScanReport, TaskResult
 from hexscan.scanners.registry import scanner_classes
@@ -25,9 +26,18 @@ def worker_settings(config: ScanConfig) -> WorkerSettings:
                           hash=config.hash, options=dict(config.options))
 
 
+def _check_scanners(config: ScanConfig) -> None:
+    """Load plugins and check ``skip`` names, so a typo is a usage error, not a no-op."""
+    names = {cls.name for cls in scanner_classes(config.plugins)}
+    unknown = sorted(set(config.skip) - names)
+    if unknown:
+        raise ConfigError(f"unknown scanner(s) in skip: {', '.join(unknown)} "
+                          f"(known: {', '.join(sorted(names))})")
+
+
 def run(targets: list[str], config: ScanConfig, progress: Progress | None = None) -> ScanReport:
     """Scan the targets; never raises for a bad file (that is an error entry)."""
-    scanner_classes(config.plugins)  # fail fast (exit 2) on a bad plugin before any work
+    _check_scanners(config)  # fail fast (exit 2) on a bad plugin or --skip before any work
     started = time.monotonic()
     deadline = started + config.timeout
     timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -52,6 +62,7 @@ def run(targets: list[str], config: ScanConfig, progress: Progress | None = None
     findings.sort(key=lambda f: (-f.effective_severity, f.file_path, f.member or "",
                                  f.rule.id, f.key))
     files.sort(key=lambda f: (f.path, f.member or ""))
+    errors.sort(key=lambda e: (e.path, e.member or "", e.kind, e.message))
     return ScanReport(
         scan_id=str(uuid.uuid4()),
         timestamp=timestamp,
@@ -63,4 +74,5 @@ def run(targets: list[str], config: ScanConfig, progress: Progress | None = None
         duration_s=round(time.monotonic() - started, 3),
         fail_on=config.fail_on.name,
         shown=tuple(s.name for s in sorted(config.severity, reverse=True)),
+        verbose=config.verbose,
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hexscan.discover import archives
-from hexscan.discover.artifact import Artifact
+from hexscan.discover.artifact import MEMBER_SEP, Artifact
 from hexscan.discover.streams import Budget
 from hexscan.engine.limits import ResourceLimits
 from hexscan.errors import LimitExceeded, ParseError
@@ -109,6 +109,8 @@ class FileScan:
         try:
             ident = self._identify(art)
             fmt = ident.format
+            ident = self._refine(art, ident)  # may fail on a broken zip: fmt stays "zip"
+            fmt = ident.format
             if fmt is Format.UNKNOWN:
                 status, reason = Status.SKIPPED, "unrecognised format: not analysed"
             self._run_scanners(art, ident)
@@ -134,9 +136,13 @@ class FileScan:
         head = art.head()
         size = art.size if art.size is not None else (
             len(head) if len(head) < HEAD_SIZE else 1 << 62)
-        ident = identify(art.name, head, size, art.tail(), art.parent_format)
+        return identify(art.name, head, size, art.tail(), art.parent_format)
+
+    @staticmethod
+    def _refine(art: Artifact, ident: Identification) -> Identification:
+        """Tell zip layouts apart (torch, npz, keras) from the central directory."""
         if ident.format in ZIP_BASED:
-            ident = ident.refined(classify_zip(archives.zip_names(art)))
+            return ident.refined(classify_zip(archives.zip_names(art)))
         return ident
 
     def _run_scanners(self, art: Artifact, ident: Identification) -> None:
@@ -174,13 +180,14 @@ class FileScan:
             if isinstance(event, Artifact):
                 self.visit(event)
             elif isinstance(event, Finding):
-                member = f"{art.member}!/{event.key}" if art.member else event.key
-                self.out.finding(event, member if event.key in _member_keys(event)
-                                 else art.member, "archive")
+                inner = event.key if event.key in _member_keys(event) else None
+                self.out.finding(event, _join(art.member, inner), "archive")
+            elif isinstance(event, archives.Unread):
+                self.out.error(_join(art.member, event.member), event.kind, event.message)
             else:
-                member = f"{art.member}!/{event.name}" if art.member else event.name
-                self.out.files.append(FileEntry(art.file_path, member, Format.UNKNOWN.value,
-                                                event.size, Status.SKIPPED, event.reason))
+                self.out.files.append(FileEntry(art.file_path, _join(art.member, event.name),
+                                                Format.UNKNOWN.value, event.size,
+                                                Status.SKIPPED, event.reason))
 
     def _malformed(self, art: Artifact, message: str) -> None:
         self.out.finding(Finding(fmt_rules.MALFORMED, f"{art.basename}: {message}",
@@ -205,6 +212,13 @@ class FileScan:
         except (OSError, LimitExceeded, ParseError):
             return None
         return digest.hexdigest()
+
+
+def _join(outer: str | None, inner: str | None) -> str | None:
+    """The member chain ``outer!/inner``; either part may be absent."""
+    if outer and inner:
+        return f"{outer}{MEMBER_SEP}{inner}"
+    return inner or outer
 
 
 def _member_keys(finding: Finding) -> set[str]:

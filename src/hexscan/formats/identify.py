@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from hexscan.formats import probes
 from hexscan.formats.kinds import TEXT, Format
 from hexscan.formats.signatures import (
-    EXTENSIONS, MAGIC, NAME_ONLY, NAMES, TF_TABLE_MAGIC, TORCH_LEGACY_MAGIC, TORCH_STORAGE,
+    EXTENSIONS,
+    MAGIC,
+    NAME_ONLY,
+    NAMES,
+    TF_TABLE_MAGIC,
+    TORCH_LEGACY_MAGIC,
+    TORCH_STORAGE,
 )
 
 #: How many leading bytes identification reads.
@@ -25,6 +31,8 @@ _PROTOBUF = frozenset({Format.ONNX, Format.TF_SAVEDMODEL, Format.TF_GRAPHDEF, Fo
 _STRONG_PROTOBUF = frozenset({Format.ONNX, Format.TF_SAVEDMODEL, Format.COREML,
                               Format.SENTENCEPIECE, Format.TF_GRAPHDEF})
 _TORCH_CONTAINERS = frozenset({Format.PYTORCH_ZIP, Format.TORCHSCRIPT})
+#: Names a pickle loader reads; a short, broken pickle stream counts only under them.
+_PICKLE_NAMES = frozenset({Format.PICKLE, Format.JOBLIB, Format.PYTORCH_LEGACY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +81,11 @@ def _by_content(head: bytes, size: int, tail: bytes, expected: frozenset[Format]
     fmt = _magic(head)
     if fmt is not None:
         return _refine_magic(fmt, head, base)
-    if head.startswith(TORCH_LEGACY_MAGIC):
+    if head.startswith(TORCH_LEGACY_MAGIC) or probes.looks_like_torch_legacy(head):
         return Format.PYTORCH_LEGACY
-    if probes.looks_like_pickle(head, complete=len(head) >= size):
+    if probes.looks_like_lzma_alone(head):
+        return Format.XZ
+    if _is_pickle(head, size, expected):
         return _refine_pickle(head, base)
     if probes.looks_like_safetensors(head, size):
         return Format.SAFETENSORS
@@ -103,6 +113,14 @@ def _refine_magic(fmt: Format, head: bytes, base: str) -> Format:
     return fmt
 
 
+def _is_pickle(head: bytes, size: int, expected: frozenset[Format] | None) -> bool:
+    """A pickle stream; a short broken one only under a name that a pickle loader reads."""
+    if probes.looks_like_pickle(head, complete=len(head) >= size):
+        return True
+    return bool(_PICKLE_NAMES & (expected or frozenset())) and \
+        probes.looks_like_broken_pickle(head)
+
+
 def _refine_pickle(head: bytes, base: str) -> Format:
     if b"joblib.numpy_pickle" in head[:4096] or base.endswith((".joblib", ".jbl")):
         return Format.JOBLIB
@@ -110,12 +128,18 @@ def _refine_pickle(head: bytes, base: str) -> Format:
 
 
 def _binary_structure(head: bytes, size: int, expected: frozenset[Format]) -> Format | None:
+    """Protobuf and Darknet have no magic: their structure decides, the name breaks ties.
+
+    A message whose fields pin down a schema (ONNX, SavedModel ...) is that format
+    whatever the name says, so an ONNX file named ``.pb`` is reported as a mismatch; a
+    protobuf with no telling fields takes the protobuf format its name expects.
+    """
     kind = probes.protobuf_kind(head, size)
+    if kind in _STRONG_PROTOBUF:
+        return kind
     wanted = expected & _PROTOBUF
     if kind is not None and wanted:
         return kind if kind in wanted else sorted(wanted)[0]
-    if kind in _STRONG_PROTOBUF:
-        return kind
     if Format.DARKNET_WEIGHTS in expected and probes.looks_like_darknet_weights(head, size):
         return Format.DARKNET_WEIGHTS
     return None
@@ -130,7 +154,15 @@ def _by_name(base: str, head: bytes, expected: frozenset[Format] | None) -> Form
         return next(iter(name_only))
     text_formats = expected & TEXT
     if text_formats and (probes.looks_like_text(head) or not head):
-        if len(text_formats) == 1:
-            return next(iter(text_formats))
-        return Format.JSON if Format.JSON in text_formats else sorted(text_formats)[0]
+        return _generic_text(text_formats)
     return Format.UNKNOWN
+
+
+def _generic_text(text_formats: frozenset[Format]) -> Format:
+    """The plainest of the text formats a name allows (``notes.txt`` is no LICENSE)."""
+    if len(text_formats) == 1:
+        return next(iter(text_formats))
+    for plain in (Format.JSON, Format.TEXT):
+        if plain in text_formats:
+            return plain
+    return sorted(text_formats)[0]

@@ -62,6 +62,7 @@ class Format(enum.StrEnum):
     DEPENDENCY_MANIFEST = "dependency-manifest"
     LICENSE = "license"
     JSON = "json"
+    TEXT = "text"
     PYTHON_SOURCE = "python-source"
     SHELL_SCRIPT = "shell-script"
     EXECUTABLE = "executable"
@@ -103,5 +104,5 @@ TEXT: frozenset[Format] = frozenset({
     Format.MODEL_CARD, Format.MODEL_CONFIG, Format.TOKENIZER_CONFIG, Format.CHAT_TEMPLATE,
     Format.REQUIREMENTS, Format.DEPENDENCY_MANIFEST, Format.LICENSE, Format.JSON,
     Format.PYTHON_SOURCE, Format.SHELL_SCRIPT, Format.CAFFE_PROTOTXT, Format.DARKNET_CFG,
-    Format.COREML_MANIFEST,
+    Format.COREML_MANIFEST, Format.TEXT,
 })

@@ -8,11 +8,36 @@ from __future__ import annotations
 
 import io
 import pickletools
+from dataclasses import dataclass
 
 from hexscan.formats.kinds import Format
-from hexscan.parsers.protowire import LEN, VARINT, FIXED32, WireError, iter_fields
+from hexscan.formats.signatures import LZMA_ALONE_PROPS, TORCH_LEGACY_PROTOCOL
+from hexscan.parsers.protowire import FIXED32, LEN, VARINT, Field, WireError, iter_fields
 
+#: Opcodes a stream must read without error when only the head of a big file is held.
 _MIN_PICKLE_OPS = 12
+#: A stream that stops (STOP) within this many opcodes, imports nothing and is followed by
+#: more bytes is text that happens to start like a pickle ("N.B. ..."), not a pickle.
+_TRIVIAL_OPS = 4
+#: Opcodes that import or call: once the unpickler has run one, failing later is too late.
+_IMPORTING = frozenset({"GLOBAL", "INST", "STACK_GLOBAL", "REDUCE"})
+_PICKLE_ERRORS = (ValueError, EOFError, IndexError, UnicodeDecodeError)
+
+
+@dataclass(frozen=True, slots=True)
+class PickleWalk:
+    """What a stack-checked opcode walk of one pickle stream saw.
+
+    ``stop`` is the offset just past STOP, or None when the stream broke (bad argument,
+    truncation) before reaching it; ``underflow`` means the stack model broke, which no
+    pickler writes, so the bytes are not a pickle at all.
+    """
+
+    ops: int = 0
+    stop: int | None = None
+    imported: bool = False
+    names_ok: bool = True
+    underflow: bool = False
 
 
 def looks_like_pickle(head: bytes, complete: bool) -> bool:
@@ -20,29 +45,51 @@ def looks_like_pickle(head: bytes, complete: bool) -> bool:
 
     Protocol 2+ pickles start with PROTO; protocol 0/1 have no magic at all (a known
     bypass: CVE-2025-10155), so we walk the opcodes and simulate stack depth. The stream
-    must reach STOP, or (when we hold only the head of a larger file) run for a dozen
-    opcodes without an error, an underflow or a stray mark.
+    must reach STOP (and not be a two-opcode accident followed by text), or run for a
+    dozen opcodes before it breaks: when we hold only the head of a larger file, or when
+    the file is a long but corrupt pickle, which the unpickler still runs up to the break.
     """
     if not head:
         return False
     if head[0] == 0x80:
         return len(head) > 1 and 2 <= head[1] <= 5
-    return _walk_opcodes(head, complete)
+    walk = walk_pickle(head)
+    if walk.underflow:
+        return False
+    if walk.stop is not None:
+        return _plausible_stop(head, walk)
+    return walk.ops >= _MIN_PICKLE_OPS and (not complete or walk.names_ok)
 
 
-def _walk_opcodes(head: bytes, complete: bool) -> bool:
-    depth, marks, count = 0, [], 0
+def looks_like_broken_pickle(head: bytes) -> bool:
+    """A short pickle that breaks after importing or calling something.
+
+    The unpickler runs GLOBAL/REDUCE before it meets the bad byte, so such a stream is
+    still dangerous (picklescan's ``broken_model.pkl``). Two opcodes are weak evidence,
+    so identification accepts this only for names that a pickle loader reads.
+    """
+    walk = walk_pickle(head)
+    return (walk.stop is None and not walk.underflow and walk.imported and walk.names_ok
+            and walk.ops >= 2)
+
+
+def walk_pickle(head: bytes) -> PickleWalk:
+    """Walk the first pickle stream of ``head`` with a stack-depth model; never raises."""
+    depth, ops, imported, names_ok = 0, 0, False, True
+    marks: list[int] = []
     try:
-        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
-            count += 1
+        for opcode, arg, pos in pickletools.genops(io.BytesIO(head)):
             before = opcode.stack_before
             if pickletools.markobject in before:
                 if not marks:
-                    return False
+                    return PickleWalk(ops, None, imported, names_ok, underflow=True)
                 depth = marks.pop()
                 before = before[:before.index(pickletools.markobject)]
             if depth < len(before):
-                return False
+                return PickleWalk(ops, None, imported, names_ok, underflow=True)
+            ops += 1
+            imported = imported or opcode.name in _IMPORTING
+            names_ok = names_ok and _names_ok(opcode.name, arg)
             depth -= len(before)
             if pickletools.markobject in opcode.stack_after:
                 marks.append(depth)
@@ -50,10 +97,41 @@ def _walk_opcodes(head: bytes, complete: bool) -> bool:
             else:
                 depth += len(opcode.stack_after)
             if opcode.name == "STOP":
-                return count >= 2 and not marks
-    except (ValueError, EOFError, IndexError, UnicodeDecodeError):
+                return PickleWalk(ops, (pos or 0) + 1, imported, names_ok,
+                                  underflow=bool(marks))
+    except _PICKLE_ERRORS:
         pass
-    return not complete and count >= _MIN_PICKLE_OPS
+    return PickleWalk(ops, None, imported, names_ok)
+
+
+def _names_ok(opcode: str, arg: object) -> bool:
+    """GLOBAL/INST name ``module qualname`` as Python writes it: dotted ASCII identifiers."""
+    if opcode not in ("GLOBAL", "INST") or not isinstance(arg, str):
+        return True
+    parts = arg.split(" ")
+    return len(parts) == 2 and all(
+        name.isascii() and all(p.isidentifier() for p in name.split(".")) for name in parts)
+
+
+def _plausible_stop(head: bytes, walk: PickleWalk) -> bool:
+    """A stream that reached STOP is a pickle unless it is a short accident before text."""
+    assert walk.stop is not None
+    rest = head[walk.stop:]
+    return (walk.ops >= 2 and (walk.ops >= _TRIVIAL_OPS or walk.imported
+                               or not rest.strip() or rest[:1] == b"\x80"))
+
+
+def looks_like_torch_legacy(head: bytes) -> bool:
+    """torch.save's legacy layout: a first pickle, then the protocol-version pickle (1001).
+
+    The first pickle normally is the literal magic number, but torch.load unpickles it,
+    so a file may compute it instead (picklescan's ``pytorch_magic_bypass.pt``); the
+    second stream still gives the layout away.
+    """
+    if head[:1] != b"\x80":
+        return False
+    walk = walk_pickle(head)
+    return walk.stop is not None and TORCH_LEGACY_PROTOCOL.match(head, walk.stop) is not None
 
 
 def looks_like_safetensors(head: bytes, size: int) -> bool:
@@ -89,19 +167,23 @@ def protobuf_kind(head: bytes, size: int) -> Format | None:
         return Format.TF_SAVEDMODEL
     if (1, VARINT) in shape and any(n >= 200 for n in numbers):
         return Format.COREML
-    if (100, LEN) in shape or (1, LEN) in shape and (2, LEN) in shape and \
+    if (100, LEN) in shape:
+        return Format.CAFFE_MODEL
+    if (1, LEN) in shape and numbers <= _SPM_FIELDS and \
             _first_sub_has(head, fields, 1, (2, FIXED32)):
-        return _caffe_or_spm(shape)
+        return Format.SENTENCEPIECE
     if (1, LEN) in shape and _first_sub_has(head, fields, 1, (2, LEN)):
         return Format.TF_GRAPHDEF
     return Format.PROTOBUF
 
 
-def _caffe_or_spm(shape: set[tuple[int, int]]) -> Format:
-    return Format.CAFFE_MODEL if (100, LEN) in shape else Format.SENTENCEPIECE
+#: SentencePiece ModelProto: pieces 1 (each {piece 1, score 2 float, type 3}), trainer_spec
+#: 2, normalizer_spec 3, self_test_data 4, denormalizer_spec 5. The pieces come first and
+#: fill the head of a real model, so the probe keys on the first piece, not on field 2.
+_SPM_FIELDS = frozenset({1, 2, 3, 4, 5})
 
 
-def _first_sub_has(head: bytes, fields: list, number: int, want: tuple[int, int]) -> bool:
+def _first_sub_has(head: bytes, fields: list[Field], number: int, want: tuple[int, int]) -> bool:
     """Whether the first field ``number`` is a message whose fields include ``want``."""
     for f in fields:
         if f.number == number and f.wire_type == LEN:
@@ -138,14 +220,36 @@ def text_kind(head: bytes) -> Format | None:
         return Format.PYTHON_SOURCE if "python" in first else Format.SHELL_SCRIPT
     if stripped.startswith("{") and '"learner"' in stripped[:200]:
         return Format.XGBOOST
-    if stripped.startswith("[net]") or stripped.startswith("[network]"):
+    if _first_section(stripped) in ("[net]", "[network]"):
         return Format.DARKNET_CFG
     return None
+
+
+def _first_section(text: str) -> str:
+    """The first line that is not blank or a ``#``/``;`` comment (darknet allows both)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and line[0] not in "#;":
+            return line
+    return ""
 
 
 def looks_like_ubjson_xgboost(head: bytes) -> bool:
     """XGBoost's UBJSON model: ``{`` then the key ``learner``."""
     return head[:1] == b"{" and b"learner" in head[:32] and not looks_like_text(head[:64])
+
+
+def looks_like_lzma_alone(head: bytes) -> bool:
+    """A legacy ``.lzma`` stream (joblib ``compress='lzma'``): no magic, only a header.
+
+    Properties byte, then a dictionary size that encoders always pick as 2^n or
+    2^n + 2^(n-1) (4 KiB .. 1.5 GiB), then the 8-byte uncompressed size.
+    """
+    if len(head) < 13 or head[0] != LZMA_ALONE_PROPS:
+        return False
+    dict_size = int.from_bytes(head[1:5], "little")
+    low = dict_size & -dict_size
+    return 1 << 12 <= dict_size <= 3 << 29 and dict_size in (low, low * 3)
 
 
 def looks_like_zlib(head: bytes) -> bool:

@@ -48,6 +48,14 @@ MAGIC: tuple[tuple[int, bytes, F], ...] = (
 #: protocol 2, LONG1 of 10 bytes = 0x1950a86a20f9469cfc6c.
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
+#: The second pickle of a legacy torch.save file: the protocol version 1001 (BININT2),
+#: at protocol 2 as torch writes it, or 4+ with its FRAME header.
+TORCH_LEGACY_PROTOCOL = re.compile(rb"\x80[\x02-\x05](?:\x95.{8})?M\xe9\x03\.", re.DOTALL)
+
+#: The legacy ``.lzma`` ("alone") header that joblib's 'lzma' compressor writes: the
+#: default properties byte (lc=3, lp=0, pb=2), then a little-endian dictionary size.
+LZMA_ALONE_PROPS = 0x5D
+
 #: A TF checkpoint .index file is a LevelDB table; it ends with this magic number.
 TF_TABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")
 
@@ -82,7 +90,7 @@ EXTENSIONS: dict[str, frozenset[F]] = {
     ".caffemodel": frozenset({F.CAFFE_MODEL}),
     ".prototxt": frozenset({F.CAFFE_PROTOTXT}),
     ".weights": frozenset({F.DARKNET_WEIGHTS}),
-    ".cfg": frozenset({F.DARKNET_CFG, F.DEPENDENCY_MANIFEST}),
+    ".cfg": frozenset({F.DARKNET_CFG, F.TEXT}),
     ".gguf": frozenset({F.GGUF}),
     ".ggml": frozenset({F.GGML}),
     ".model": frozenset({F.SENTENCEPIECE, F.XGBOOST, F.LIGHTGBM}) | _PICKLE_LIKE | _COMPRESSED,
@@ -99,8 +107,15 @@ EXTENSIONS: dict[str, frozenset[F]] = {
     ".json": frozenset({F.JSON, F.MODEL_CONFIG, F.TOKENIZER_CONFIG, F.XGBOOST,
                         F.COREML_MANIFEST}),
     ".jinja": frozenset({F.CHAT_TEMPLATE}),
+    ".jinja2": frozenset({F.CHAT_TEMPLATE}),
+    ".j2": frozenset({F.CHAT_TEMPLATE}),
     ".md": frozenset({F.MODEL_CARD}),
-    ".txt": frozenset({F.REQUIREMENTS, F.LICENSE, F.LIGHTGBM}),
+    ".txt": frozenset({F.TEXT, F.REQUIREMENTS, F.LICENSE, F.LIGHTGBM}),
+    ".yaml": frozenset({F.TEXT}),
+    ".yml": frozenset({F.TEXT}),
+    ".toml": frozenset({F.TEXT}),
+    ".csv": frozenset({F.TEXT}),
+    ".tsv": frozenset({F.TEXT}),
     ".py": frozenset({F.PYTHON_SOURCE}),
     ".sh": frozenset({F.SHELL_SCRIPT}),
     ".png": frozenset(),
@@ -131,6 +146,9 @@ NAME_ONLY: frozenset[F] = frozenset({F.TF_CHECKPOINT_DATA})
 
 #: PyTorch zip layout: ``<root>/data.pkl`` plus ``<root>/version`` or ``<root>/data/<n>``.
 _TORCH_DATA_PKL = re.compile(r"^[^/]+/data\.pkl$")
+#: The same layout without the root folder (hand-made checkpoints; torch.load rejects them,
+#: other loaders and scanners treat them as PyTorch): needs a torch marker beside data.pkl.
+_TORCH_FLAT_MARKERS = frozenset({"version", ".data/version", "byteorder"})
 _TORCHSCRIPT_CODE = re.compile(r"^[^/]+/(code/|constants\.pkl$)")
 TORCH_STORAGE = re.compile(r"^[^/]+/data/\d+$")
 
@@ -142,6 +160,8 @@ def classify_zip(names: list[str]) -> F:
             _TORCH_DATA_PKL.match(n) for n in names):
         return F.TORCHSCRIPT
     if any(_TORCH_DATA_PKL.match(n) for n in names):
+        return F.PYTORCH_ZIP
+    if "data.pkl" in names and _TORCH_FLAT_MARKERS & set(names):
         return F.PYTORCH_ZIP
     if "config.json" in lower and ("metadata.json" in lower or "model.weights.h5" in lower):
         return F.KERAS_V3

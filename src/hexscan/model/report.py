@@ -66,6 +66,8 @@ class ScanReport:
     duration_s: float
     fail_on: str = "HIGH"
     shown: tuple[str, ...] = field(default=("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"))
+    #: --verbose: human-readable reports also list every file and member with its status.
+    verbose: bool = False
 
     @property
     def skipped(self) -> tuple[FileEntry, ...]:

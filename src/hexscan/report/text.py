@@ -33,11 +33,23 @@ def render(report: ScanReport, color: bool = False) -> str:
         out.print(f"[bold]{escape(path)}[/]")
         for f in group:
             sev = f.effective_severity.name
-            where = f"  [{escape(f.member)}]" if f.member else ""
+            where = "  " + escape(f"[{f.member}]") if f.member else ""  # not markup
             out.print(f"  [{STYLE[sev]}]{sev:<8}[/] {f.rule.id}  {escape(f.message)}{where}")
             out.print(f"           fix: {escape(f.rule.remediation)}", style="dim")
+    if report.verbose:
+        _file_list(out, report)
     _footer(out, report)
     return buffer.getvalue()
+
+
+def _file_list(out: Console, report: ScanReport) -> None:
+    """--verbose: every file and member with its format and status, so nothing passes unseen."""
+    out.print()
+    out.print("[bold]Files[/]")
+    for entry in report.files:
+        name = f"{entry.path}!/{entry.member}" if entry.member else entry.path
+        why = f" ({escape(entry.reason)})" if entry.reason else ""
+        out.print(f"  {entry.status.value:<8} {entry.format:<16} {escape(name)}{why}")
 
 
 def _footer(out: Console, report: ScanReport) -> None:

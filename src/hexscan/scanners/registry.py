@@ -25,8 +25,7 @@ def _plugin_classes(plugins: Iterable[str]) -> list[type[Scanner]]:
             found.append(getattr(importlib.import_module(module_name), attr))
         except (ImportError, AttributeError, ValueError) as exc:
             raise ConfigError(f"cannot load scanner plugin {spec!r}: {exc}") from exc
-    for ep in entry_points(group="hex.scanners"):
-        found.append(ep.load())
+    found.extend(ep.load() for ep in entry_points(group="hex.scanners"))
     return found
 
 

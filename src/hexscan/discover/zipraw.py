@@ -1,0 +1,93 @@
+"""Read a zip member the way PyTorch's reader (miniz) does, not the way zipfile does.
+
+Python's zipfile refuses members whose local header name differs from the central
+directory, whose flag bits claim encryption or patch data, or whose CRC is wrong. Loaders
+built on miniz locate data from the central directory and skip those checks, and scanner
+bypasses were built on exactly that difference (CVE-2025-1944, CVE-2025-1945). When
+zipfile refuses a member, hex reads its bytes from the offsets the central directory gives.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from typing import BinaryIO
+
+from hexscan.errors import ParseError
+
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+_CHUNK = 1024 * 1024
+
+
+class RawZipMember(io.RawIOBase):
+    """A forward stream of one member's data, inflated when it is deflated."""
+
+    def __init__(self, fp: BinaryIO, info: zipfile.ZipInfo) -> None:
+        super().__init__()
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ParseError(f"member {info.filename}: compression method "
+                             f"{info.compress_type} cannot be read raw")
+        self._fp = fp
+        self._info = info
+        self._start = self._data_start()
+        self._rewind()
+
+    def _data_start(self) -> int:
+        self._fp.seek(self._info.header_offset)
+        header = self._fp.read(_LOCAL_HEADER.size)
+        if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+            raise ParseError(f"member {self._info.filename}: no local header at "
+                             f"offset {self._info.header_offset}")
+        fields = _LOCAL_HEADER.unpack(header)
+        name_len, extra_len = fields[-2], fields[-1]
+        return self._info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+
+    def _rewind(self) -> None:
+        self._fp.seek(self._start)
+        self._left = self._info.compress_size
+        self._inflater = zlib.decompressobj(-15) \
+            if self._info.compress_type == zipfile.ZIP_DEFLATED else None
+        self._pending = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending and self._left > 0:
+            chunk = self._fp.read(min(_CHUNK, self._left))
+            if not chunk:
+                break
+            self._left -= len(chunk)
+            self._pending = self._inflater.decompress(chunk) if self._inflater else chunk
+        if not self._pending and self._inflater is not None and self._left <= 0:
+            self._pending, self._inflater = self._inflater.flush(), None
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:
+            offset, whence = self._info.file_size + offset, io.SEEK_SET
+        target = self._pos + offset if whence == io.SEEK_CUR else offset
+        if target < self._pos:
+            self._rewind()
+        while self._pos < target and self.read(min(_CHUNK, target - self._pos)):
+            pass
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        try:
+            self._fp.close()
+        finally:
+            super().close()

@@ -1,0 +1,1 @@
+"""Bounded readers that turn bytes into typed views; no policy, no findings."""
