@@ -7,6 +7,7 @@ the end-to-end behaviour is in tests/e2e/test_discovery.py.
 from __future__ import annotations
 
 import bz2
+import gc
 import gzip
 import hashlib
 import io
@@ -70,14 +71,30 @@ def test_zip_members_are_artifacts_read_without_extracting(
     assert model.head() == PAYLOAD and model.size == len(PAYLOAD)
 
 
-def test_member_artifacts_live_only_during_the_walk(archive_samples: dict[str, Path]) -> None:
+def _handles_on(path: Path) -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.path.realpath(f"/proc/self/fd/{fd}") == str(path.resolve())
+        except OSError:
+            continue
+    return count
+
+
+def test_zip_walk_leaves_no_file_open(archive_samples: dict[str, Path]) -> None:
+    """Members are read on streams of their own; the walk closes every one of them."""
+    path = archive_samples["plain.zip"]
+    before = _handles_on(path)
     bounds = ResourceLimits()
     walk = archives.Walk(bounds, Budget(bounds.max_total_size))
-    container = Artifact.from_file(str(archive_samples["plain.zip"]), "plain.zip")
-    found = [e for e in archives.iter_members(container, Format.ZIP, walk)
-             if isinstance(e, Artifact)]
-    with pytest.raises(ValueError):  # the container was closed: nothing leaks open
-        found[0].open()
+    container = Artifact.from_file(str(path), "plain.zip")
+    for event in archives.iter_members(container, Format.ZIP, walk):
+        if isinstance(event, Artifact):
+            assert event.head()
+            with event.open() as stream:
+                stream.read(3)
+    gc.collect()
+    assert _handles_on(path) == before
 
 
 def test_tar_members_and_link_member(archive_samples: dict[str, Path]) -> None:
@@ -270,3 +287,57 @@ def test_tar_written_by_tarfile_gz_mode(tmp_path: Path) -> None:
         tf.addfile(info, io.BytesIO(PAYLOAD))
     result = scan(path)
     assert members(result)["model.tar!/model.pkl"] == ("pickle", Status.SCANNED)
+
+
+# --- zips that Python's zipfile refuses but lenient loaders read ---------------------------
+
+def _patched_zip(tmp_path: Path, name: str, flag_bits: int = 0, local_name: bytes | None = None,
+                 bad_crc: bool = False, compress: int = zipfile.ZIP_STORED) -> Path:
+    """A real zip (written by zipfile) with header fields patched the way published
+    scanner bypasses did (CVE-2025-1944, CVE-2025-1945, bad CRC)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compress) as zf:
+        zf.writestr("model/data.pkl", PAYLOAD)
+    data = bytearray(buffer.getvalue())
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    for header, flag_at, crc_at in ((local, 6, 14), (central, 8, 16)):
+        data[header + flag_at] |= flag_bits
+        if bad_crc:
+            data[header + crc_at] ^= 0xFF
+    if local_name is not None:
+        start = local + 30
+        data[start:start + len(local_name)] = local_name
+    path = tmp_path / name
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("case", [
+    {"flag_bits": 0x20}, {"flag_bits": 0x40}, {"local_name": b"model/datap.kl"},
+    {"bad_crc": True}, {"bad_crc": True, "compress": zipfile.ZIP_DEFLATED},
+    {"flag_bits": 0x20, "compress": zipfile.ZIP_DEFLATED},
+], ids=["patch-flag", "strong-encryption-flag", "local-name-differs", "bad-crc",
+        "bad-crc-deflated", "patch-flag-deflated"])
+def test_zip_quirks_are_read_like_a_lenient_loader(tmp_path: Path, case: dict) -> None:
+    path = _patched_zip(tmp_path, "quirky.zip", **case)
+    with pytest.raises((zipfile.BadZipFile, NotImplementedError)):  # zipfile refuses it
+        zipfile.ZipFile(path).read("model/data.pkl")
+    result = scan(path)
+    assert members(result)["model/data.pkl"] == ("pickle", Status.SCANNED)
+    assert not result.errors
+
+
+def test_encryption_flag_on_plain_data_is_medium_and_still_scanned(tmp_path: Path) -> None:
+    path = _patched_zip(tmp_path, "flagged.zip", flag_bits=0x1)
+    result = scan(path)
+    assert members(result)["model/data.pkl"] == ("pickle", Status.SCANNED)
+    (finding,) = [f for f in result.findings if f.rule.id == "HEX-ARC-004"]
+    assert finding.effective_severity.name == "MEDIUM" and finding.evidence["plaintext"]
+    assert not result.errors
+
+
+def test_really_encrypted_member_is_low_and_incomplete(archive_samples: dict[str, Path]) -> None:
+    result = scan(archive_samples["encrypted.zip"])
+    (finding,) = [f for f in result.findings if f.rule.id == "HEX-ARC-004"]
+    assert finding.effective_severity.name == "LOW"
+    assert [e.kind for e in result.errors] == ["unreadable"]

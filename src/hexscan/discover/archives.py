@@ -17,16 +17,20 @@ import posixpath
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from hexscan.discover.artifact import Artifact
 from hexscan.discover.streams import BoundedStream, Budget, ZlibReader
+from hexscan.discover.zipraw import RawZipMember
 from hexscan.engine.limits import ResourceLimits
 from hexscan.errors import LimitExceeded, ParseError
+from hexscan.formats.identify import identify
 from hexscan.formats.kinds import COMPRESSED_STREAMS, ZIP_BASED, Format
 from hexscan.model.finding import Finding
+from hexscan.model.severity import Severity
 from hexscan.rules import archive as rules
 
 
@@ -66,8 +70,13 @@ class Walk:
                 ) -> Callable[[], BinaryIO]:
         def open_bounded() -> BinaryIO:
             raw = BoundedStream(opener(), self.limits.max_member_size, self.budget, what)
-            return io.BufferedReader(raw, 1024 * 1024)  # type: ignore[return-value]
+            return io.BufferedReader(raw, _READ_BUFFER)  # type: ignore[return-value]
         return open_bounded
+
+
+#: Read buffer of member streams: identification reads 64 KiB heads, so a larger buffer
+#: would read more of every member than is ever looked at.
+_READ_BUFFER = 64 * 1024
 
 
 def iter_members(container: Artifact, fmt: Format, walk: Walk) -> Iterator[Event]:
@@ -137,16 +146,15 @@ def _zip_events(container: Artifact, fmt: Format, zf: zipfile.ZipFile,
         if stat.S_ISLNK(mode):
             yield Skipped(info.filename, "symbolic link member", info.file_size)
             continue
+        opener = walk.bounded(_zip_opener(container, zf, info))
         if info.flag_bits & 0x1:
-            yield from _encrypted(info.filename, info.file_size)
+            yield from _encrypted_zip_member(container, fmt, info, opener)
             continue
         bomb = _bomb(info.filename, info.file_size, info.compress_size, walk)
         if bomb:
             yield from _oversized(bomb, info.filename, info.file_size)
             continue
-        stored = info.compress_type == zipfile.ZIP_STORED
-        yield container.child(info.filename, info.file_size,
-                              walk.bounded(_zip_opener(zf, info)), fmt, stored)
+        yield container.child(info.filename, info.file_size, opener, fmt, _raw_readable(info))
 
 
 def _encrypted(name: str, size: int | None) -> Iterator[Event]:
@@ -162,13 +170,47 @@ def _oversized(finding: Finding, name: str, size: int | None) -> Iterator[Event]
     yield Unread(name, "limit", f"not read: {finding.message}")
 
 
-def _zip_opener(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], BinaryIO]:
+def _raw_readable(info: zipfile.ZipInfo) -> bool:
+    return info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def _zip_opener(container: Artifact, zf: zipfile.ZipFile, info: zipfile.ZipInfo
+                ) -> Callable[[], BinaryIO]:
+    """Open a member the way PyTorch's miniz reader does (see zipraw).
+
+    Stored and deflated members are read from the central directory's offsets, ignoring
+    the local header name, flag bits and CRC, on a stream of their own; other methods
+    (bzip2, lzma) go through zipfile with the CRC check off.
+    """
     def open_member() -> BinaryIO:
+        if _raw_readable(info):
+            return RawZipMember(container.open(), info)  # type: ignore[return-value]
         member = zf.open(info)
-        # PyTorch's reader ignores CRC errors; read what it would read.
         member._expected_crc = None  # type: ignore[attr-defined]
         return member  # type: ignore[return-value]
     return open_member
+
+
+def _encrypted_zip_member(container: Artifact, fmt: Format, info: zipfile.ZipInfo,
+                          opener: Callable[[], BinaryIO]) -> Iterator[Event]:
+    """An encrypted-flagged member: reported, and scanned if its bytes are plain anyway.
+
+    Setting the flag on a plaintext member made zipfile-based scanners skip it while
+    lenient loaders read it (CVE-2025-1945); real ciphertext identifies as nothing.
+    """
+    child = container.child(info.filename, info.file_size, opener, fmt, _raw_readable(info))
+    try:
+        plain = identify(child.name, child.head(), info.file_size).by_content is not None
+    except (OSError, ValueError, EOFError, zlib.error, LimitExceeded, ParseError):
+        plain = False
+    if not plain:
+        yield from _encrypted(info.filename, info.file_size)
+        return
+    yield Finding(rules.ENCRYPTED_MEMBER, f"member {info.filename} is flagged as encrypted "
+                  "but holds plain data: scanned as a lenient loader would read it",
+                  key=info.filename, severity=Severity.MEDIUM,
+                  evidence={"member": info.filename, "plaintext": True})
+    yield child
 
 
 def _iter_tar(container: Artifact, walk: Walk) -> Iterator[Event]:

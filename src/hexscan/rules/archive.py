@@ -52,12 +52,15 @@ ENCRYPTED_MEMBER = Rule(
     id="HEX-ARC-004",
     title="Encrypted member cannot be inspected",
     type="encrypted_member",
-    severity=Severity.MEDIUM,
+    severity=Severity.LOW,
     cwe=("CWE-311",),
     summary="A container member is encrypted, so hex cannot see what it holds.",
     doc=(
         "Encryption hides a member's content from every scanner; a loader given the password "
-        "(or a tool that ignores the flag) may still read it. hex cannot vouch for it."
+        "(or a tool that ignores the flag) may still read it. hex cannot vouch for it, so the "
+        "scan is reported incomplete (LOW: encryption alone is not an attack). A member that "
+        "is flagged as encrypted but holds plain data is MEDIUM: the flag only serves to make "
+        "strict readers skip it, while lenient loaders read it, and hex scans it."
     ),
     remediation="Decrypt the archive in a sandbox and scan the content before use.",
 )
