@@ -73,3 +73,11 @@ def corpus() -> Path:
 def manifest(corpus: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in
             (corpus / "manifest.jsonl").read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def corpus_report(corpus: Path) -> dict[str, Any]:
+    """One JSON scan of the whole peer corpus, shared by every corpus test."""
+    run = run_hex("scan", str(corpus), "--json", "--workers", "2", timeout=900)
+    assert run.code in (0, 1, 3), run.stderr
+    return run.json()

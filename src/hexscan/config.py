@@ -51,6 +51,7 @@ class ScanConfig:
     plugins: tuple[str, ...] = ()
     limits: ResourceLimits = field(default_factory=ResourceLimits)
     options: Mapping[str, Any] = field(default_factory=dict)
+    pickle_policy: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -80,7 +81,7 @@ def _parse(name: str, value: Any) -> Any:
             return tuple(_words(value))
         if name == "limits":
             return ResourceLimits.from_mapping(dict(value))
-        if name == "options":
+        if name in ("options", "pickle_policy"):
             return dict(value)
         return None if value is None else str(value)
     except (TypeError, ValueError) as exc:

@@ -5,16 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import run_hex
-
-
-@pytest.fixture(scope="session")
-def corpus_report(corpus: Path) -> dict[str, Any]:
-    run = run_hex("scan", str(corpus), "--json", "--workers", "2", timeout=600)
-    assert run.code in (0, 1, 3), run.stderr
-    return run.json()
-
 
 def test_every_manifest_file_is_accounted_for(corpus: Path, manifest: list[dict[str, Any]],
                                               corpus_report: dict[str, Any]) -> None:

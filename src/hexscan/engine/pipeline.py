@@ -14,6 +14,7 @@ from hexscan.engine.executor import run_tasks
 from hexscan.engine.walk import WorkerSettings
 from hexscan.errors import ConfigError
 from hexscan.model.finding import Finding
+from hexscan.policy.pickle_policy import PolicyError, load_policy
 from hexscan.model.report import ErrorEntry, FileEntry, ScanReport, TaskResult
 from hexscan.scanners.registry import scanner_classes
 
@@ -23,7 +24,9 @@ Progress = Callable[[int, int, str], None]
 def worker_settings(config: ScanConfig) -> WorkerSettings:
     """The part of the config that crosses into worker processes."""
     return WorkerSettings(limits=config.limits, skip=config.skip, plugins=config.plugins,
-                          hash=config.hash, options=dict(config.options))
+                          hash=config.hash,
+                          options={**config.options,
+                                   "pickle_policy": dict(config.pickle_policy)})
 
 
 def _check_scanners(config: ScanConfig) -> None:
@@ -33,6 +36,10 @@ def _check_scanners(config: ScanConfig) -> None:
     if unknown:
         raise ConfigError(f"unknown scanner(s) in skip: {', '.join(unknown)} "
                           f"(known: {', '.join(sorted(names))})")
+    try:
+        load_policy(config.pickle_policy)
+    except PolicyError as exc:
+        raise ConfigError(f"invalid pickle_policy: {exc}") from exc
 
 
 def run(targets: list[str], config: ScanConfig, progress: Progress | None = None) -> ScanReport:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from hexscan.rules import archive, discover, format
+from hexscan.rules import archive, discover, format, pickle
 from hexscan.rules._rule import Rule
 
-_FAMILIES: tuple[ModuleType, ...] = (format, archive, discover)
+_FAMILIES: tuple[ModuleType, ...] = (format, archive, discover, pickle)
 
 
 def _collect(extra: tuple[Rule, ...] = ()) -> dict[str, Rule]:

@@ -13,8 +13,9 @@ from importlib.metadata import entry_points
 from hexscan.errors import ConfigError
 from hexscan.scanners.base import Scanner
 from hexscan.scanners.format import FormatScanner
+from hexscan.scanners.pickle import PickleScanner
 
-BUILTIN: tuple[type[Scanner], ...] = (FormatScanner,)
+BUILTIN: tuple[type[Scanner], ...] = (FormatScanner, PickleScanner)
 
 
 def _plugin_classes(plugins: Iterable[str]) -> list[type[Scanner]]:

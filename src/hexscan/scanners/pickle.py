@@ -1,0 +1,75 @@
+"""The ``pickle`` scanner: what loading a pickle-bearing file would do.
+
+It serves every format whose loader unpickles: raw pickles, joblib, legacy PyTorch files
+(every stacked pickle), the pickles inside PyTorch/TorchScript zips (members identified as
+pickle), and NumPy object arrays. The symbolic machine (parsers/pickle_vm) says what the
+stream does; the policy (policy/pickle.toml) says which of it is acceptable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from hexscan.discover.artifact import Artifact
+from hexscan.formats.kinds import Format
+from hexscan.model.finding import Finding
+from hexscan.model.severity import Severity
+from hexscan.parsers.numpy import object_data_offset, parse_npy_header
+from hexscan.parsers.pickle_vm import analyze_pickle
+from hexscan.policy.pickle_policy import PicklePolicy, Verdict, judge, load_policy
+from hexscan.rules import pickle as rules
+from hexscan.rules._rule import Rule
+from hexscan.scanners.base import ScanContext
+
+
+class PickleScanner:
+    """Judges every pickle stream hex finds."""
+
+    name: ClassVar[str] = "pickle"
+    version: ClassVar[int] = 1
+    formats: ClassVar[frozenset[Format] | None] = frozenset({
+        Format.PICKLE, Format.JOBLIB, Format.PYTORCH_LEGACY, Format.NUMPY,
+    })
+    rules: ClassVar[tuple[Rule, ...]] = tuple(rules.RULE_FOR_KIND.values())
+
+    def __init__(self) -> None:
+        self._policies: dict[str, PicklePolicy] = {}
+
+    def policy(self, options: Mapping[str, Any]) -> PicklePolicy:
+        """The built-in policy with the user's overrides, built once per worker."""
+        extra = options.get("pickle_policy") or {}
+        key = json.dumps(extra, sort_keys=True, default=str)
+        if key not in self._policies:
+            self._policies[key] = load_policy(extra)
+        return self._policies[key]
+
+    def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+        start = 0
+        if ctx.format is Format.NUMPY:
+            header = parse_npy_header(artifact.head())
+            if not header.holds_objects:
+                return
+            start = object_data_offset(artifact.head(), header)
+        with artifact.open() as stream:
+            stream.seek(start)
+            view = analyze_pickle(stream)
+        for verdict in judge(view, self.policy(ctx.options)):
+            yield _finding(verdict, start)
+
+
+def _finding(verdict: Verdict, start: int) -> Finding:
+    name = f"{verdict.module}.{verdict.name}" if verdict.module else ""
+    evidence: dict[str, Any] = {"kind": verdict.kind}
+    if name:
+        evidence.update({"global": name, "use": verdict.use, "expression": verdict.expression})
+    return Finding(
+        rules.RULE_FOR_KIND[verdict.kind],
+        verdict.message,
+        key=f"{verdict.kind}:{name}:{verdict.use}",
+        severity=Severity[verdict.severity],
+        confidence=0.95 if verdict.kind in ("dangerous-global", "unsafe-call") else 0.8,
+        evidence=evidence,
+        offset=start + verdict.offset,
+    )
