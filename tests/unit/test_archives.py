@@ -341,3 +341,33 @@ def test_really_encrypted_member_is_low_and_incomplete(archive_samples: dict[str
     (finding,) = [f for f in result.findings if f.rule.id == "HEX-ARC-004"]
     assert finding.effective_severity.name == "LOW"
     assert [e.kind for e in result.errors] == ["unreadable"]
+
+
+class _CountingFile(io.FileIO):
+    """A real file that counts the bytes read from it."""
+
+    read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        data = super().read(size)
+        _CountingFile.read_bytes += len(data)
+        return data
+
+
+def test_stored_member_tail_is_read_without_reading_the_member(tmp_path: Path) -> None:
+    """Identification reads a member's head and tail: for a stored (uncompressed) member,
+    as tensor storages in PyTorch zips are, that must not read the whole member."""
+    from hexscan.discover.zipraw import RawZipMember
+
+    blob = os.urandom(8 * 1024 * 1024)
+    path = tmp_path / "storage.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data/0", blob)
+    (info,) = zipfile.ZipFile(path).infolist()
+    _CountingFile.read_bytes = 0
+    with RawZipMember(_CountingFile(path), info) as member:
+        member.seek(len(blob) - 64)
+        assert member.read(64) == blob[-64:]
+        member.seek(1000)
+        assert member.read(10) == blob[1000:1010]
+    assert _CountingFile.read_bytes < 1024 * 1024

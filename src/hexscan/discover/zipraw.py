@@ -59,8 +59,9 @@ class RawZipMember(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        want = _CHUNK if self._inflater is not None else max(len(buffer), 8192)
         while not self._pending and self._left > 0:
-            chunk = self._fp.read(min(_CHUNK, self._left))
+            chunk = self._fp.read(min(want, self._left))
             if not chunk:
                 break
             self._left -= len(chunk)
@@ -77,11 +78,21 @@ class RawZipMember(io.RawIOBase):
         if whence == io.SEEK_END:
             offset, whence = self._info.file_size + offset, io.SEEK_SET
         target = self._pos + offset if whence == io.SEEK_CUR else offset
+        if self._inflater is None and self._info.compress_type == zipfile.ZIP_STORED:
+            return self._seek_stored(max(0, min(target, self._info.compress_size)))
         if target < self._pos:
             self._rewind()
         while self._pos < target and self.read(min(_CHUNK, target - self._pos)):
             pass
         return self._pos
+
+    def _seek_stored(self, target: int) -> int:
+        """Stored data is addressable: jump, instead of reading up to the target."""
+        self._fp.seek(self._start + target)
+        self._left = self._info.compress_size - target
+        self._pending = b""
+        self._pos = target
+        return target
 
     def tell(self) -> int:
         return self._pos
