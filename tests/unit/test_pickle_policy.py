@@ -457,3 +457,40 @@ def test_peer_corpus_prefixes_never_raise_and_keep_what_was_seen() -> None:
         for end in range(len(data)):
             names = analyze_pickle(data[:end]).global_names(nested=False)
             assert names <= full_names | {n for n in names if n.startswith("?")}, (row["path"], end)
+
+
+# ------------------------------------------------------------------ attribute paths, allowances
+
+
+@pytest.mark.parametrize("module, name", [("pathlib", "os.system"),
+                                          ("torch", "serialization.os.system"),
+                                          ("collections", "abc.sys.modules")])
+def test_dangerous_module_reached_through_an_innocent_one_is_critical(module, name) -> None:
+    """anchors B5 (fickling GHSA-5j3x-jp52-966f): the attribute path is judged, not the root."""
+    found = alarms(pkl(call(stack_global(module, name), su("echo hi"))))
+    assert found and found[0].severity == "CRITICAL" and found[0].kind == "dangerous-global"
+
+
+def test_last_qualname_segment_alone_is_not_read_as_a_module() -> None:
+    """numpy.trace / a method named ``code`` are functions, not the trace/code modules."""
+    assert POLICY.danger_through("trace") is None
+    assert POLICY.danger_through("Model.code") is None
+    assert POLICY.danger_through("os.system")
+
+
+def test_torchscript_list_helpers_are_allowed_but_torch_jit_load_is_not() -> None:
+    helper = pkl(call(stack_global("torch.jit._pickle", "build_intlist"), b"]"))
+    assert not alarms(helper)
+    loader = alarms(pkl(call(stack_global("torch.jit", "load"), su("m.pt"))))
+    assert loader and loader[0].severity == "CRITICAL"
+
+
+@pytest.mark.parametrize("module, name", [
+    ("pipes", "Template"), ("_interpreters", "run_string"), ("_frozen_importlib", "_gcd_import"),
+    ("joblib.externals.cloudpickle.cloudpickle", "_make_function"), ("IPython.utils.process",
+                                                                      "system"),
+    ("pandas.io.parsers.readers", "read_csv"), ("pathlib", "Path.write_text"),
+    ("hexscan.policy.pickle_policy", "judge"), ("keras.utils", "get_file")])
+def test_gadgets_added_from_the_bypass_catalogue_are_critical(module, name) -> None:
+    found = alarms(pkl(call(stack_global(module, name), su("x"))))
+    assert found and found[0].severity == "CRITICAL", found

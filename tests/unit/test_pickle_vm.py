@@ -728,3 +728,31 @@ def test_joblib_object_array_stream_is_analysed() -> None:
     )
     assert called(view)["builtins.eval"].expression == "eval('1+1')"
     assert view.streams[0].complete and not view.malformations
+
+
+# ----------------------------------------------------------------- frames and import machinery
+
+
+def test_value_running_past_its_frame_is_malformed_and_the_rest_is_read_as_opcodes() -> None:
+    """anchors B9: a frame-respecting unpickler reads the bytes past the FRAME end as opcodes."""
+    hidden = b"cposix\nsystem\n(S'echo hi'\ntR."
+    inside = b"B" + (4 + len(hidden)).to_bytes(4, "little") + b"abcd"
+    data = proto(4) + b"\x95" + len(inside).to_bytes(8, "little") + inside + hidden + b"."
+    view = analyze_pickle(data)
+    assert any("past the end of its FRAME" in m.message for m in view.malformations)
+    assert [n.view.globals[0].full for n in view.nested] == ["posix.system"]
+
+
+def test_values_outside_frames_are_not_overruns() -> None:
+    """The pickler commits its frame before a large value: no false overrun."""
+    data = pickle.dumps([b"x" * 200_000, "y" * 70_000, 1.5], protocol=5)
+    view = analyze_pickle(data)
+    assert not view.malformations and not view.nested
+
+
+@pytest.mark.parametrize("module", ["_frozen_importlib", "importlib._bootstrap"])
+def test_gcd_import_is_followed_like_import_module(module: str) -> None:
+    imported = call1(stack_global(module, "_gcd_import"), su("os"))
+    getter = stack_global("builtins", "getattr") + imported + su("system") + pickle.TUPLE2
+    data = proto() + call1(getter + pickle.REDUCE, su("echo hi")) + pickle.STOP
+    assert "os.system" in called(analyze_pickle(data))

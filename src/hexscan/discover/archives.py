@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from hexscan.discover import members as checks
 from hexscan.discover.artifact import Artifact
 from hexscan.discover.streams import BoundedStream, Budget, ZlibReader
 from hexscan.discover.zipraw import RawZipMember
@@ -139,14 +140,19 @@ def _iter_zip(container: Artifact, fmt: Format, walk: Walk) -> Iterator[Event]:
 def _zip_events(container: Artifact, fmt: Format, zf: zipfile.ZipFile,
                 infos: list[zipfile.ZipInfo], walk: Walk) -> Iterator[Event]:
     yield from _too_many(container, len(infos), walk)
+    dups = checks.Duplicates()
     for info in infos[:walk.limits.max_members]:
+        yield from checks.name_findings(info.filename)
         if info.is_dir():
             continue
+        yield from dups.check(info.filename)
         mode = info.external_attr >> 16
+        opener = walk.bounded(_zip_opener(container, zf, info))
         if stat.S_ISLNK(mode):
+            target = checks.read_link_target(opener)
+            yield from checks.link_findings(info.filename, target, hard=False)
             yield Skipped(info.filename, "symbolic link member", info.file_size)
             continue
-        opener = walk.bounded(_zip_opener(container, zf, info))
         if info.flag_bits & 0x1:
             yield from _encrypted_zip_member(container, fmt, info, opener)
             continue
@@ -227,6 +233,7 @@ def _iter_tar(container: Artifact, walk: Walk) -> Iterator[Event]:
 
 def _tar_events(container: Artifact, tf: tarfile.TarFile, walk: Walk) -> Iterator[Event]:
     count = 0
+    dups = checks.Duplicates()
     while True:
         try:
             info = tf.next()
@@ -238,11 +245,13 @@ def _tar_events(container: Artifact, tf: tarfile.TarFile, walk: Walk) -> Iterato
         if count > walk.limits.max_members:
             yield from _too_many(container, count, walk)
             return
+        yield from checks.name_findings(info.name)
         if info.isdir():
             continue
+        yield from dups.check(info.name)
         if not info.isreg():
-            kind = "link" if info.issym() or info.islnk() else "special file"
-            yield Skipped(info.name, f"{kind} member", info.size)
+            yield from checks.tar_special(info)
+            yield Skipped(info.name, f"{checks.tar_kind(info)} member", info.size)
             continue
         bomb = _bomb(info.name, info.size, info.size, walk)
         if bomb:
@@ -345,9 +354,12 @@ def _7z_events(container: Artifact, archive: object, infos: list, walk: Walk
                ) -> Iterator[Event]:
     import py7zr.io
 
+    dups = checks.Duplicates()
     for info in infos:
+        yield from checks.name_findings(info.filename)
         if info.is_directory:
             continue
+        yield from dups.check(info.filename)
         size = int(info.uncompressed or 0)
         packed = int(info.compressed or size or 1)
         bomb = _bomb(info.filename, size, packed, walk)

@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from hexscan.discover import archives
+from hexscan.discover import archives, members
 from hexscan.discover.artifact import MEMBER_SEP, Artifact
 from hexscan.discover.streams import Budget
 from hexscan.engine.limits import ResourceLimits
@@ -116,6 +116,8 @@ class FileScan:
             self._run_scanners(art, ident)
             if fmt in CONTAINERS:
                 self._walk_container(art, fmt)
+            else:
+                self._walk_embedded_zip(art, fmt)
         except ParseError as exc:
             status, reason = Status.ERROR, str(exc)
             self._malformed(art, str(exc))
@@ -158,6 +160,13 @@ class FileScan:
             except Exception as exc:  # noqa: BLE001 - one scanner's bug must not stop the scan
                 self.out.error(art.member, "scanner-error",
                                f"scanner {scanner.name} failed: {type(exc).__name__}: {exc}")
+
+    def _walk_embedded_zip(self, art: Artifact, fmt: Format) -> None:
+        """A polyglot (zip appended to another format, data before a zip): walk the zip too."""
+        finding = members.embedded_zip(art, fmt, self.settings.limits.buffer_size)
+        if finding is not None:
+            self.out.finding(finding, art.member, "archive")
+            self._walk_container(art, Format.ZIP)
 
     def _walk_container(self, art: Artifact, fmt: Format) -> None:
         limits = self.settings.limits

@@ -152,6 +152,8 @@ def _by_name(base: str, head: bytes, expected: frozenset[Format] | None) -> Form
     name_only = expected & NAME_ONLY
     if name_only:
         return next(iter(name_only))
+    if expected == {Format.SAFETENSORS} and head[8:9] == b"{":
+        return Format.SAFETENSORS  # a length that points past the end: broken, not unknown
     text_formats = expected & TEXT
     if text_formats and (probes.looks_like_text(head) or not head):
         return _generic_text(text_formats)

@@ -109,6 +109,7 @@ EXTENSIONS: dict[str, frozenset[F]] = {
     ".jinja": frozenset({F.CHAT_TEMPLATE}),
     ".jinja2": frozenset({F.CHAT_TEMPLATE}),
     ".j2": frozenset({F.CHAT_TEMPLATE}),
+    ".template": frozenset({F.CHAT_TEMPLATE}),
     ".md": frozenset({F.MODEL_CARD}),
     ".txt": frozenset({F.TEXT, F.REQUIREMENTS, F.LICENSE, F.LIGHTGBM}),
     ".yaml": frozenset({F.TEXT}),

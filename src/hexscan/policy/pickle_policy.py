@@ -104,6 +104,23 @@ class PicklePolicy:
         hit = next((s for s in segments[1:] if s in self.dangerous_attributes), None)
         return f"reaches interpreter internals through {hit}" if hit else None
 
+    def danger_through(self, qualname: str) -> str | None:
+        """Why a dotted qualname walks *through* a dangerous module, or None.
+
+        ``find_class('pathlib', 'os.system')`` or ``torch.serialization.os.system`` reach
+        ``os.system`` as an attribute of an innocent module that imported it (fickling
+        GHSA-5j3x-jp52-966f). Every segment of the qualname that is followed by another
+        one is a namespace, so the rest of the name is judged as if it were imported from
+        there. A last segment alone is a plain function or class name (``numpy.trace``) and
+        is not re-read as a module.
+        """
+        segments = qualname.split(".")
+        for start in range(len(segments) - 1):
+            for prefix in _prefixes(".".join(segments[start:])):
+                if prefix in self.dangerous:
+                    return f"reaches {prefix} through an attribute path: {self.dangerous[prefix]}"
+        return None
+
     def allowed_uses(self, name: str) -> frozenset[str] | None:
         """Uses an allow entry grants for ``name``; None when no entry matches at all."""
         uses = self.allow_exact.get(name)
@@ -231,7 +248,9 @@ def _judge_globals(uses: Iterable[GlobalUse], policy: PicklePolicy) -> list[Verd
     verdicts: list[Verdict] = []
     for name, records in by_name.items():
         records.sort(key=lambda g: _USE_STRENGTH[g.use])
-        reason = policy.danger(name) or policy.danger(records[0].canonical)
+        first = records[0]
+        reason = (policy.danger(name) or policy.danger(first.canonical)
+                  or policy.danger_through(first.qualname))
         if reason:
             verdicts.append(_dangerous(records[0], reason))
             continue

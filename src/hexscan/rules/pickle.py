@@ -137,6 +137,30 @@ NESTED_PICKLE = Rule(
     references=_REFS,
 )
 
+TORCHSCRIPT_PYTHON = Rule(
+    id="HEX-PKL-008",
+    title="TorchScript code reaches the Python interpreter",
+    type="unsafe_deserialization",
+    severity=Severity.CRITICAL,
+    cwe=("CWE-502", "CWE-94"),
+    summary="A code/ member of a TorchScript archive names Python ops, builtins or modules.",
+    doc=(
+        "torch.jit.load compiles the Python-like sources under code/ with the TorchScript "
+        "compiler, which has no exec, eval or __import__ and cannot import Python modules. "
+        "torch.jit.save never writes such names, so their presence means the archive was "
+        "edited by hand: prim::PythonOp calls back into the interpreter, and exec/eval, "
+        "__import__ or os/subprocess names are Python escape hatches meant for a lenient or "
+        "patched loader. Calls to a custom operator namespace need a native library that the "
+        "loading process has registered and are reported at low severity."
+    ),
+    remediation=(
+        "Do not load the archive. Re-export the model from its source with torch.jit.save, or "
+        "obtain it in a format without code (safetensors, ONNX)."
+    ),
+    references=("https://cwe.mitre.org/data/definitions/502.html",
+                "https://pytorch.org/docs/stable/jit_language_reference.html"),
+)
+
 RULE_FOR_KIND = {
     "dangerous-global": DANGEROUS_GLOBAL,
     "unsafe-call": UNSAFE_CALL,

@@ -12,10 +12,26 @@ from importlib.metadata import entry_points
 
 from hexscan.errors import ConfigError
 from hexscan.scanners.base import Scanner
+from hexscan.scanners.caffe import CaffeScanner
+from hexscan.scanners.coreml import CoreMLScanner
+from hexscan.scanners.darknet import DarknetScanner
+from hexscan.scanners.entropy import EntropyScanner
 from hexscan.scanners.format import FormatScanner
+from hexscan.scanners.gguf import GGUFScanner
+from hexscan.scanners.onnx import OnnxScanner
+from hexscan.scanners.keras import KerasScanner
 from hexscan.scanners.pickle import PickleScanner
+from hexscan.scanners.safetensors import SafetensorsScanner
+from hexscan.scanners.tensorflow import TensorflowScanner
+from hexscan.scanners.template import TemplateScanner
+from hexscan.scanners.tflite import TFLiteScanner
+from hexscan.scanners.torchscript import TorchScriptScanner
 
-BUILTIN: tuple[type[Scanner], ...] = (FormatScanner, PickleScanner)
+BUILTIN: tuple[type[Scanner], ...] = (FormatScanner, PickleScanner, OnnxScanner,
+                                      TFLiteScanner, CoreMLScanner, CaffeScanner,
+                                      DarknetScanner, EntropyScanner, TensorflowScanner,
+                                      TorchScriptScanner, KerasScanner,
+                                      SafetensorsScanner, GGUFScanner, TemplateScanner)
 
 
 def _plugin_classes(plugins: Iterable[str]) -> list[type[Scanner]]:
