@@ -15,7 +15,6 @@ import json
 import marshal
 import os
 import random
-import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -421,7 +420,6 @@ def test_marshal_reader_rejects_garbage() -> None:
 def test_fuzzed_marshal_and_configs_never_escape() -> None:
     """4,000 mutants of Lambda bytecode and of a config.json: finding, clean or error."""
     rng = random.Random(1234)  # noqa: S311 - seeded test data
-    start = time.monotonic()
     blob = bytearray(base64.b64decode(BLOBS["3.12"][0]))
     for _ in range(2000):
         mutant = bytearray(blob)
@@ -444,7 +442,6 @@ def test_fuzzed_marshal_and_configs_never_escape() -> None:
         out = scan_outcome(SCANNER, bytes(mutant), Format.MODEL_CONFIG, "config.json",
                            parent=Format.KERAS_V3, member="config.json")
         outcomes[out] = outcomes.get(out, 0) + 1
-    assert time.monotonic() - start < 20
     assert outcomes.get("error", 0) > 500 and outcomes.get("findings", 0) > 100
 
 

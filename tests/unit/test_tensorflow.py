@@ -8,7 +8,6 @@ AttrValue, TensorProto, AssetFileDef), so the bytes are what TensorFlow writes.
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -324,13 +323,11 @@ def test_malformed_saved_model_is_reported(tmp_path: Path) -> None:
 
 def test_fuzzed_saved_models_never_escape_the_scanner() -> None:
     data = saved_model(lambda g: node(g, "r", "ReadFile", ("x",)))
-    start = time.monotonic()
     outcomes: dict[str, int] = {}
     for i, mutant in enumerate(mutations(data, 3000, seed=7)):
         fmt = Format.TF_SAVEDMODEL if i % 2 else Format.TF_GRAPHDEF
         outcome = scan_outcome(SCANNER, mutant, fmt, "saved_model.pb")
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    assert time.monotonic() - start < 20
     assert outcomes.get("error", 0) > 100 and sum(outcomes.values()) == 3000
 
 

@@ -54,15 +54,32 @@ class EntropyScanner:
     rules: ClassVar[tuple[Rule, ...]] = (rules.EMBEDDED_EXECUTABLE, rules.TRAILING_DATA,
                                          rules.HIGH_ENTROPY_BLOB, rules.LSB_PAYLOAD)
 
+    def __init__(self) -> None:
+        self._file: str | None = None
+        self._budget = [0]
+
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         fmt = ctx.format
         if fmt in _CODE_FORMATS:
             yield from _code_member(artifact, fmt)
         if fmt in _DATA_FORMATS:
-            yield from _embedded(artifact)
+            yield from _embedded(artifact, self._file_budget(artifact))
         yield from _trailing(artifact, fmt)
         yield from _blobs.blob_findings(artifact, fmt)
         yield from _lsb_findings(artifact, fmt)
+
+
+    def _file_budget(self, artifact: Artifact) -> list[int]:
+        """The bytes left to search in this top-level file, all its members together.
+
+        A worker scans one top-level file at a time, so the budget resets when the file
+        changes; it keeps a checkpoint of many tensor storages from costing a full read.
+        """
+        if artifact.file_path != self._file:
+            self._file = artifact.file_path
+            policy = lists.load("payloads")["executables"]
+            self._budget = [int(policy["max_scan_bytes_per_file"])]
+        return self._budget
 
 
 # --- executables ---------------------------------------------------------------------------
@@ -91,16 +108,18 @@ def _code_member(art: Artifact, fmt: Format) -> Iterator[Finding]:
                   evidence={"kind": what, "container": parent.value if parent else None})
 
 
-def _embedded(art: Artifact) -> Iterator[Finding]:
+def _embedded(art: Artifact, file_budget: list[int]) -> Iterator[Finding]:
     policy = lists.load("payloads")["executables"]
-    budget, reports = int(policy["max_scan_bytes"]), int(policy["max_reports"])
+    budget = min(int(policy["max_scan_bytes"]), file_budget[0])
+    reports = int(policy["max_reports"])
     found = 0
     with art.open() as stream:
         offset, carry = 0, b""
         while offset < budget and found < reports:
-            chunk = stream.read(_CHUNK)
+            chunk = stream.read(min(_CHUNK, budget - offset))
             if not chunk:
                 break
+            file_budget[0] -= len(chunk)
             data = carry + chunk
             base = offset - len(carry)
             end = max(len(data) - _OVERLAP, 1) if len(chunk) == _CHUNK else len(data)
