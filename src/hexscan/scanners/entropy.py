@@ -57,28 +57,31 @@ class EntropyScanner:
     def __init__(self) -> None:
         self._file: str | None = None
         self._budget = [0]
+        self._tensors = [0]
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         fmt = ctx.format
+        budget = self._file_budget(artifact)
         if fmt in _CODE_FORMATS:
             yield from _code_member(artifact, fmt)
         if fmt in _DATA_FORMATS:
-            yield from _embedded(artifact, self._file_budget(artifact))
+            yield from _embedded(artifact, budget)
         yield from _trailing(artifact, fmt)
         yield from _blobs.blob_findings(artifact, fmt)
-        yield from _lsb_findings(artifact, fmt)
-
+        yield from _lsb_findings(artifact, fmt, self._tensors)
 
     def _file_budget(self, artifact: Artifact) -> list[int]:
         """The bytes left to search in this top-level file, all its members together.
 
-        A worker scans one top-level file at a time, so the budget resets when the file
-        changes; it keeps a checkpoint of many tensor storages from costing a full read.
+        The walk visits a top-level file (member None) before its members, one file at a
+        time per worker, so the budget resets there; it keeps a checkpoint of many tensor
+        storages from costing a full read.
         """
-        if artifact.file_path != self._file:
+        if artifact.member is None or artifact.file_path != self._file:
             self._file = artifact.file_path
             policy = lists.load("payloads")["executables"]
             self._budget = [int(policy["max_scan_bytes_per_file"])]
+            self._tensors = [int(lists.load("payloads")["lsb"]["max_tensors"])]
         return self._budget
 
 
@@ -223,8 +226,11 @@ def _png_end(art: Artifact) -> int | None:
 
 # --- LSB payloads --------------------------------------------------------------------------
 
-def _lsb_findings(art: Artifact, fmt: Format) -> Iterator[Finding]:
-    if fmt not in (Format.SAFETENSORS, Format.TENSOR_DATA, Format.NUMPY):
+def _lsb_findings(art: Artifact, fmt: Format, tensors_left: list[int]) -> Iterator[Finding]:
+    """Test the largest float tensors; ``tensors_left`` is shared by a whole top-level file
+    (a checkpoint stores each tensor as its own member)."""
+    if fmt not in (Format.SAFETENSORS, Format.TENSOR_DATA, Format.NUMPY) or \
+            tensors_left[0] <= 0:
         return
     np = lsb.numpy_or_none()
     if np is None:
@@ -235,7 +241,8 @@ def _lsb_findings(art: Artifact, fmt: Format) -> Iterator[Finding]:
     except (ParseError, ValueError, struct.error, LimitExceeded):
         return
     tensors.sort(key=lambda t: -t[3])
-    for name, dtype, start, count in tensors[:int(policy["max_tensors"])]:
+    for name, dtype, start, count in tensors[:max(0, tensors_left[0])]:
+        tensors_left[0] -= 1
         verdict = _test_tensor(art, dtype, start, count, np, policy)
         if verdict is not None:
             yield Finding(rules.LSB_PAYLOAD, f"tensor {name!r} ({dtype}): {verdict.detail}",
