@@ -41,7 +41,8 @@ def run_hex(*args: str, env: dict[str, str] | None = None, cwd: Path | str | Non
                 if not k.startswith("HEX_") and k != "NO_COLOR"}
     full_env.setdefault("HEX_HOME", str(Path(cwd or ".").resolve() / ".hex-home-unused"))
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "hexscan", *args], capture_output=True,
+    # The argv is this interpreter running hexscan: no shell, nothing untrusted.
+    proc = subprocess.run([sys.executable, "-m", "hexscan", *args], capture_output=True,  # noqa: S603
                           text=True, env=full_env, cwd=cwd, timeout=timeout, check=False)
     return HexRun(proc.returncode, proc.stdout, proc.stderr)
 

@@ -64,3 +64,10 @@ def test_lookup_is_case_insensitive_and_strict() -> None:
     assert get(RULES[0].id.lower()) is RULES[0]
     with pytest.raises(KeyError):
         get("HEX-NOPE-999")
+
+
+def test_readme_documents_every_rule_and_scanner() -> None:
+    readme = (TESTS.parent / "README.md").read_text(encoding="utf-8")
+    missing = [r.id for r in RULES if f"| {r.id} |" not in readme]
+    missing += [cls.name for cls in scanner_classes() if f"`{cls.name}`" not in readme]
+    assert not missing, f"README does not document: {missing}"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from hexscan.discover.streams import read_up_to
 from hexscan.formats.identify import HEAD_SIZE, TAIL_SIZE
 from hexscan.formats.kinds import Format
 
@@ -74,7 +75,7 @@ class Artifact:
         """The first bytes, read once."""
         if self._head is None:
             with self.open() as stream:
-                self._head = _read_up_to(stream, HEAD_SIZE)
+                self._head = read_up_to(stream, HEAD_SIZE)
         return self._head
 
     def tail(self) -> bytes:
@@ -86,27 +87,15 @@ class Artifact:
             elif self.tail_cheap and self.size is not None:
                 with self.open() as stream:
                     stream.seek(max(0, self.size - TAIL_SIZE))
-                    self._tail = _read_up_to(stream, TAIL_SIZE)
+                    self._tail = read_up_to(stream, TAIL_SIZE)
         return self._tail
 
     def buffered(self, limit: int) -> Artifact:
         """This artifact with its bytes held in memory (for nested containers)."""
         with self.open() as stream:
-            data = _read_up_to(stream, limit + 1)
+            data = read_up_to(stream, limit + 1)
         if len(data) > limit:
             raise OverflowError(limit)
         return Artifact(self.file_path, self.rel_path, self.member, len(data),
                         lambda: io.BytesIO(data), self.depth, self.parent_format, True,
                         data[:HEAD_SIZE], data[-TAIL_SIZE:])
-
-
-def _read_up_to(stream: BinaryIO, n: int) -> bytes:
-    chunks: list[bytes] = []
-    remaining = n
-    while remaining > 0:
-        chunk = stream.read(remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)

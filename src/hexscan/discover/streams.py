@@ -11,6 +11,35 @@ from hexscan.errors import LimitExceeded
 _CHUNK = 1024 * 1024
 
 
+def read_up_to(stream: BinaryIO, n: int) -> bytes:
+    """At most ``n`` bytes, fewer only at the end of the data.
+
+    ``read`` may return short on pipes and decompressors; a header parser that took one
+    short read for the end of the file would report a truncation that is not there. Reads
+    go in chunks of at most 1 MiB so a hostile length never sizes one allocation.
+    """
+    chunks: list[bytes] = []
+    while n > 0:
+        chunk = stream.read(min(n, _CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def skip_forward(stream: io.RawIOBase, target: int) -> int:
+    """Read and discard until ``stream.tell()`` reaches ``target`` or the data ends.
+
+    Decompressing readers cannot jump: seeking forward means producing every byte up to
+    the target. Returns the position reached.
+    """
+    while stream.tell() < target:
+        if not stream.read(min(_CHUNK, target - stream.tell())):
+            break
+    return stream.tell()
+
+
 class Budget:
     """A byte budget shared by every stream of one top-level file (total decompressed)."""
 
@@ -25,7 +54,32 @@ class Budget:
                                 f"more than {self.limit} bytes decompressed from one file")
 
 
-class BoundedStream(io.RawIOBase):
+class OwningReader(io.RawIOBase):
+    """A read-only stream over an inner stream it owns.
+
+    It keeps its own position (the inner one may be compressed, or shared) and closes the
+    inner stream when it is closed, so a member opened for a scan never leaks its handle.
+    """
+
+    def __init__(self, inner: BinaryIO) -> None:
+        super().__init__()
+        self._raw = inner
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+class BoundedStream(OwningReader):
     """A readable stream that raises LimitExceeded past ``limit`` bytes.
 
     Only forward reads count; seeking back and re-reading a region is not charged twice
@@ -34,16 +88,11 @@ class BoundedStream(io.RawIOBase):
 
     def __init__(self, raw: BinaryIO, limit: int, budget: Budget | None = None,
                  what: str = "max_member_size") -> None:
-        super().__init__()
-        self._raw = raw
+        super().__init__(raw)
         self._limit = limit
         self._budget = budget
         self._what = what
-        self._pos = 0
         self._high = 0
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return bool(getattr(self._raw, "seekable", lambda: False)())
@@ -65,15 +114,6 @@ class BoundedStream(io.RawIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self._pos = self._raw.seek(offset, whence)
         return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def close(self) -> None:
-        try:
-            self._raw.close()
-        finally:
-            super().close()
 
 
 class ZlibReader(io.RawIOBase):
@@ -124,10 +164,7 @@ class ZlibReader(io.RawIOBase):
         target = self._pos + offset if whence == io.SEEK_CUR else offset
         if target < self._pos:
             self._reset()
-        while self._pos < target:
-            if not self.read(min(_CHUNK, target - self._pos)):
-                break
-        return self._pos
+        return skip_forward(self, target)
 
     def tell(self) -> int:
         return self._pos

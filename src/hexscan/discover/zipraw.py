@@ -15,45 +15,44 @@ import zipfile
 import zlib
 from typing import BinaryIO
 
+from hexscan.discover.streams import OwningReader, skip_forward
 from hexscan.errors import ParseError
 
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _CHUNK = 1024 * 1024
 
 
-class RawZipMember(io.RawIOBase):
+class RawZipMember(OwningReader):
     """A forward stream of one member's data, inflated when it is deflated."""
 
     def __init__(self, fp: BinaryIO, info: zipfile.ZipInfo) -> None:
-        super().__init__()
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise ParseError(f"member {info.filename}: compression method "
                              f"{info.compress_type} cannot be read raw")
-        self._fp = fp
+        # Only once the member is readable: from here on, closing it closes ``fp``.
+        super().__init__(fp)
         self._info = info
         self._start = self._data_start()
         self._rewind()
 
     def _data_start(self) -> int:
-        self._fp.seek(self._info.header_offset)
-        header = self._fp.read(_LOCAL_HEADER.size)
+        self._raw.seek(self._info.header_offset)
+        header = self._raw.read(_LOCAL_HEADER.size)
         if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
             raise ParseError(f"member {self._info.filename}: no local header at "
                              f"offset {self._info.header_offset}")
         fields = _LOCAL_HEADER.unpack(header)
-        name_len, extra_len = fields[-2], fields[-1]
+        name_len: int = fields[-2]
+        extra_len: int = fields[-1]
         return self._info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
 
     def _rewind(self) -> None:
-        self._fp.seek(self._start)
+        self._raw.seek(self._start)
         self._left = self._info.compress_size
         self._inflater = zlib.decompressobj(-15) \
             if self._info.compress_type == zipfile.ZIP_DEFLATED else None
         self._pending = b""
         self._pos = 0
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return True
@@ -61,7 +60,7 @@ class RawZipMember(io.RawIOBase):
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         want = _CHUNK if self._inflater is not None else max(len(buffer), 8192)
         while not self._pending and self._left > 0:
-            chunk = self._fp.read(min(want, self._left))
+            chunk = self._raw.read(min(want, self._left))
             if not chunk:
                 break
             self._left -= len(chunk)
@@ -82,23 +81,13 @@ class RawZipMember(io.RawIOBase):
             return self._seek_stored(max(0, min(target, self._info.compress_size)))
         if target < self._pos:
             self._rewind()
-        while self._pos < target and self.read(min(_CHUNK, target - self._pos)):
-            pass
-        return self._pos
+        return skip_forward(self, target)
 
     def _seek_stored(self, target: int) -> int:
         """Stored data is addressable: jump, instead of reading up to the target."""
-        self._fp.seek(self._start + target)
+        self._raw.seek(self._start + target)
         self._left = self._info.compress_size - target
         self._pending = b""
         self._pos = target
         return target
 
-    def tell(self) -> int:
-        return self._pos
-
-    def close(self) -> None:
-        try:
-            self._fp.close()
-        finally:
-            super().close()

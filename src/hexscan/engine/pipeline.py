@@ -14,8 +14,8 @@ from hexscan.engine.executor import run_tasks
 from hexscan.engine.walk import WorkerSettings
 from hexscan.errors import ConfigError
 from hexscan.model.finding import Finding
-from hexscan.policy.pickle_policy import PolicyError, load_policy
 from hexscan.model.report import ErrorEntry, FileEntry, ScanReport, TaskResult
+from hexscan.policy.pickle_policy import PolicyError, load_policy
 from hexscan.scanners.registry import scanner_classes
 
 Progress = Callable[[int, int, str], None]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from hexscan.errors import LimitExceeded, ParseError
 from hexscan.parsers.flatbuf import ByteSource
-from hexscan.parsers.protostream import Walker
+from hexscan.parsers.pbstream import Walker
 from hexscan.parsers.protowire import LEN, VARINT
 
 _LAYER, _LAYERS_V1 = 100, 2

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from hexscan.errors import LimitExceeded
 from hexscan.parsers.flatbuf import ByteSource
-from hexscan.parsers.protostream import MAX_DEPTH, Walker
+from hexscan.parsers.pbstream import SOURCE_MAX_DEPTH, Walker
 from hexscan.parsers.protowire import LEN, Field
 
 _PIPELINE_WRAPPERS = (200, 201)
@@ -57,7 +57,7 @@ def parse_coreml(source: ByteSource) -> CoreMLView:
 
 
 def _model(w: Walker, view: CoreMLView, start: int, end: int, where: str, depth: int) -> None:
-    if depth > MAX_DEPTH:
+    if depth > SOURCE_MAX_DEPTH:
         raise LimitExceeded("max_depth", "Core ML models nested too deep")
     for f in w.fields(start, end):
         if f.number == 1 and depth == 0 and f.wire_type != LEN:
@@ -92,7 +92,7 @@ def _pipeline(w: Walker, view: CoreMLView, f: Field, where: str, depth: int) -> 
 
 
 def _network(w: Walker, view: CoreMLView, f: Field, where: str, depth: int) -> None:
-    if depth > MAX_DEPTH:
+    if depth > SOURCE_MAX_DEPTH:
         raise LimitExceeded("max_depth", "Core ML networks nested too deep")
     for g in w.sub(f):
         if g.number == 1 and g.wire_type == LEN:

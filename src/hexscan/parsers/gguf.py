@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from hexscan.parsers.issues import Issue, record
+
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
 #: ggml's GGML_MAX_DIMS.
@@ -59,7 +61,6 @@ GGML_TYPES: dict[int, tuple[str, int, int]] = {
 
 _CHUNK = 1 << 20
 _SAMPLE_ITEMS = 8
-_MAX_ISSUES = 200
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,6 @@ class GGUFLimits:
     kept_string_bytes: int = 256
     max_seconds: float = 30.0
     sample_bytes: int = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    kind: str
-    message: str
-    key: str = ""
-    offset: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +229,7 @@ class _Walk:
     # ------------------------------------------------------------------ primitives
 
     def issue(self, kind: str, message: str, key: str = "", offset: int | None = None) -> None:
-        if len(self.issues) < _MAX_ISSUES:
-            self.issues.append(Issue(kind, message, key[:200], offset))
+        record(self.issues, Issue(kind, message, key[:200], offset))
 
     def stop(self, kind: str, message: str, key: str = "") -> _Stop:
         self.issue(kind, message, key, self.r.pos)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from hexscan.errors import LimitExceeded, ParseError
-from hexscan.parsers.pbstream import LEN, ProtoStream, WireError, text
+from hexscan.parsers.pbstream import LEN, ProtoStream, malformed_as_parse_error, text
 from hexscan.parsers.pycode import CodeFacts, MarshalError, inspect_code
 
 #: Largest config (JSON text or H5 attribute) parsed.
@@ -101,7 +101,7 @@ def iter_keras_metadata(stream: BinaryIO, size: int | None) -> Iterator[tuple[st
     """(node_path, metadata JSON text) of each SavedObject in ``keras_metadata.pb``."""
     ps = ProtoStream(stream, size)
     total = 0
-    try:
+    with malformed_as_parse_error("keras_metadata.pb"):
         for f in ps.fields():
             if f.number != 1 or f.wire_type != LEN:
                 continue
@@ -119,8 +119,6 @@ def iter_keras_metadata(stream: BinaryIO, size: int | None) -> Iterator[tuple[st
                     meta = text(ps.read(g.length))
             if meta:
                 yield path, meta
-    except WireError as exc:
-        raise ParseError(f"keras_metadata.pb is malformed: {exc}") from exc
 
 
 def iter_objects(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -15,7 +15,7 @@ parser yields records as it meets them; deciding what is dangerous is the scanne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -247,11 +247,19 @@ def _node(ps: ProtoStream, nf: StreamField, scope: str) -> Iterator[OnnxRecord]:
 def _within(rec: OnnxRecord, node: OnnxNode) -> OnnxRecord:
     """Records met inside a node's attributes, scoped under that node."""
     prefix = f"{node.scope}/{node.op_type}:{node.name}"
+    return _scoped(rec, lambda scope: f"{prefix}/{scope}")
+
+
+def _scoped(rec: OnnxRecord, scope_of: Callable[[str], str]) -> OnnxRecord:
+    """``rec`` with its scope rewritten by ``scope_of``; records without a scope unchanged.
+
+    Subgraphs hide in attributes at any depth, so a finding must name the whole path.
+    """
     if isinstance(rec, OnnxNode):
-        return OnnxNode(f"{prefix}/{rec.scope}", rec.name, rec.op_type, rec.domain, rec.offset,
+        return OnnxNode(scope_of(rec.scope), rec.name, rec.op_type, rec.domain, rec.offset,
                         rec.strings)
     if isinstance(rec, OnnxTensor):
-        return _rescoped(rec, f"{prefix}/{rec.scope}")
+        return _rescoped(rec, scope_of(rec.scope))
     return rec
 
 
@@ -286,12 +294,8 @@ def _attribute(ps: ProtoStream, end: int,
 
 
 def _attr_scoped(rec: OnnxRecord, attr: str) -> OnnxRecord:
-    if isinstance(rec, OnnxNode):
-        return OnnxNode(f"{attr}:{rec.scope}", rec.name, rec.op_type, rec.domain, rec.offset,
-                        rec.strings)
-    if isinstance(rec, OnnxTensor):
-        return _rescoped(rec, f"{attr}:{rec.scope}")
-    return rec
+    """A record of a graph-valued attribute, scoped under the attribute's name."""
+    return _scoped(rec, lambda scope: f"{attr}:{scope}")
 
 
 def _sparse(ps: ProtoStream, end: int, scope: str) -> Iterator[OnnxRecord]:

@@ -1,4 +1,7 @@
-"""A forward-streaming, bounded protobuf reader for multi-GB ONNX and TensorFlow files.
+"""Bounded protobuf readers for models too large to hold: one module, two access patterns.
+
+:class:`ProtoStream` reads forwards (ONNX, TensorFlow, Keras); :class:`Walker` reads a
+random-access :class:`~hexscan.parsers.flatbuf.ByteSource` (Core ML, Caffe).
 
 ``protowire`` walks a message held in memory. ONNX models and TF SavedModels/GraphDefs can
 be gigabytes, almost all of it tensor payloads, and may come from a compressed container
@@ -8,17 +11,24 @@ allows it, reading and discarding otherwise). Nesting is explicit (the caller de
 which length-delimited fields are messages to enter), so memory is bounded by what the
 caller keeps, not by the file.
 
+Core ML and Caffe models hold hundreds of MB of weights inside the message, but are read
+through a paged random-access source; :class:`Walker` walks any span of it and only reads
+the small fields it is asked for. Its errors are ParseError and its field budget is
+``max_fields`` (not ``max_proto_fields``): the two readers report differently on purpose.
+
 Wire knowledge only: which field means what belongs to the format parsers above it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from hexscan.errors import LimitExceeded
+from hexscan.errors import LimitExceeded, ParseError
+from hexscan.parsers.flatbuf import ByteSource
 from hexscan.parsers.protowire import (
     EGROUP,
     FIXED32,
@@ -26,11 +36,13 @@ from hexscan.parsers.protowire import (
     LEN,
     SGROUP,
     VARINT,
+    Field,
     WireError,
     read_varint,
 )
 
-__all__ = ["FIXED32", "FIXED64", "LEN", "VARINT", "ProtoStream", "StreamField", "WireError",
+__all__ = ["FIXED32", "FIXED64", "LEN", "SOURCE_MAX_DEPTH", "SOURCE_MAX_FIELDS", "VARINT",
+           "ProtoStream", "StreamField", "Walker", "WireError", "malformed_as_parse_error",
            "packed_varints", "signed64", "text"]
 
 _BUFFER = 64 * 1024
@@ -38,6 +50,10 @@ _BUFFER = 64 * 1024
 DEFAULT_MAX_FIELDS = 20_000_000
 #: Nesting depth of messages the caller may enter.
 DEFAULT_MAX_DEPTH = 64
+#: The most fields one :class:`Walker` model walk may visit.
+SOURCE_MAX_FIELDS = 2_000_000
+#: The deepest message nesting a :class:`Walker` caller follows (the caller checks it).
+SOURCE_MAX_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +218,92 @@ class ProtoStream:
         raise WireError(f"unsupported wire type {wire_type}")
 
 
+class Walker:
+    """A field iterator over a source, sharing one field budget across a whole model."""
+
+    def __init__(self, source: ByteSource, max_fields: int = SOURCE_MAX_FIELDS) -> None:
+        self.src = source
+        self.size = source.size
+        self._left = max_fields
+
+    def _varint(self, pos: int, end: int) -> tuple[int, int]:
+        window = self.src.read(pos, min(10, end - pos))
+        try:
+            value, used = read_varint(window, 0)
+        except WireError as exc:
+            raise ParseError(f"protobuf: {exc} at {pos}") from exc
+        return value, pos + used
+
+    def fields(self, start: int = 0, end: int | None = None) -> Iterator[Field]:
+        """The fields of the message in [start, end)."""
+        end = self.size if end is None else end
+        if end > self.size:
+            raise ParseError(f"protobuf message ends at {end}, past the file end {self.size}")
+        pos = start
+        while pos < end:
+            self._left -= 1
+            if self._left < 0:
+                raise LimitExceeded("max_fields", "too many protobuf fields in one model")
+            key, pos = self._varint(pos, end)
+            number, wire = key >> 3, key & 7
+            if number == 0:
+                raise ParseError(f"protobuf field number 0 at {pos}")
+            if wire == VARINT:
+                value, pos = self._varint(pos, end)
+                yield Field(number, wire, value=value)
+            elif wire in (FIXED64, FIXED32):
+                pos += 8 if wire == FIXED64 else 4
+                if pos > end:
+                    raise ParseError("protobuf fixed field runs past the message")
+                yield Field(number, wire)
+            elif wire == LEN:
+                length, pos = self._varint(pos, end)
+                if pos + length > end:
+                    raise ParseError(f"protobuf field {number} runs past its message at {pos}")
+                yield Field(number, wire, start=pos, length=length)
+                pos += length
+            else:
+                raise ParseError(f"protobuf wire type {wire} at {pos}")
+
+    def sub(self, f: Field) -> Iterator[Field]:
+        """The fields of a length-delimited field read as a message."""
+        if f.wire_type != LEN:
+            raise ParseError(f"protobuf field {f.number} is not a message")
+        return self.fields(f.start, f.start + f.length)
+
+    def text(self, f: Field, limit: int = 4096) -> str:
+        """A string field (at most ``limit`` bytes), decoded leniently."""
+        if f.wire_type != LEN:
+            raise ParseError(f"protobuf field {f.number} is not a string")
+        return self.src.read(f.start, min(f.length, limit)).decode("utf-8", "replace")
+
+    def first_text(self, start: int, end: int, number: int) -> str | None:
+        """The first string field ``number`` of the message in [start, end)."""
+        for f in self.fields(start, end):
+            if f.number == number and f.wire_type == LEN:
+                return self.text(f)
+        return None
+
+
 def _seekable(stream: BinaryIO) -> bool:
     try:
         return bool(stream.seekable())
     except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
         return False
+
+
+@contextlib.contextmanager
+def malformed_as_parse_error(what: str) -> Iterator[None]:
+    """Report a :class:`WireError` raised inside the block as ``ParseError("<what> is malformed")``.
+
+    The readers raise WireError (a ValueError, so wire code stays free of hex's errors);
+    the pipeline turns ParseError into a parse-error entry, and any other exception into
+    a crash. Callers name the file kind so the entry says what was malformed.
+    """
+    try:
+        yield
+    except WireError as exc:
+        raise ParseError(f"{what} is malformed: {exc}") from exc
 
 
 def packed_varints(data: bytes) -> list[int]:

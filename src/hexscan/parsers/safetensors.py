@@ -20,6 +20,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from hexscan.discover.streams import read_up_to
+from hexscan.parsers.issues import Issue, record
+
 #: The bound the safetensors library puts on N (``MAX_HEADER_SIZE``).
 FORMAT_MAX_HEADER = 100_000_000
 
@@ -32,18 +35,7 @@ DTYPE_BITS: dict[str, int] = {
 }
 
 _ENTRY_FIELDS = frozenset({"dtype", "shape", "data_offsets"})
-_MAX_ISSUES = 200
 _U64 = 1 << 64
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    """One structural fact: ``kind`` (see module doc), a message, and where."""
-
-    kind: str
-    message: str
-    key: str = ""
-    offset: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +84,7 @@ class _State:
     issues: list[Issue] = field(default_factory=list)
 
     def add(self, kind: str, message: str, key: str = "", offset: int | None = None) -> None:
-        if len(self.issues) < _MAX_ISSUES:
-            self.issues.append(Issue(kind, message, key, offset))
+        record(self.issues, Issue(kind, message, key, offset))
 
 
 def parse_safetensors(stream: BinaryIO, size: int | None, *,
@@ -104,7 +95,7 @@ def parse_safetensors(stream: BinaryIO, size: int | None, *,
     bound, at most :data:`FORMAT_MAX_HEADER`) are not read.
     """
     st = _State()
-    prefix = _read(stream, 8)
+    prefix = read_up_to(stream, 8)
     if len(prefix) < 8:
         st.add("truncated", f"file of {len(prefix)} bytes is shorter than the 8-byte length")
         return SafetensorsView(file_size=size, issues=tuple(st.issues))
@@ -124,7 +115,7 @@ def parse_safetensors(stream: BinaryIO, size: int | None, *,
         st.add("header-not-analysed", f"header of {n} bytes is larger than the {max_header} "
                "bytes hex analyses", offset=0)
         return _done(view, st)
-    raw = _read(stream, n)
+    raw = read_up_to(stream, n)
     if len(raw) < n:
         st.add("truncated", f"file ends {n - len(raw)} bytes before the end of the header",
                offset=8 + len(raw))
@@ -141,17 +132,6 @@ def parse_safetensors(stream: BinaryIO, size: int | None, *,
 
 def _done(view: SafetensorsView, st: _State) -> SafetensorsView:
     return SafetensorsView(view.header_length, view.file_size, issues=tuple(st.issues))
-
-
-def _read(stream: BinaryIO, n: int) -> bytes:
-    chunks: list[bytes] = []
-    while n > 0:
-        chunk = stream.read(min(n, 1 << 20))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
 
 
 def _decode(raw: bytes, st: _State) -> _Pairs | None:
@@ -331,7 +311,7 @@ def _region(stream: BinaryIO, start: int, end: int, sample: int) -> Region:
     head = b""
     try:
         stream.seek(start)
-        head = _read(stream, min(sample, end - start))
+        head = read_up_to(stream, min(sample, end - start))
     except (OSError, ValueError):
         head = b""
     return Region(start, end, head)

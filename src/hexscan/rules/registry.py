@@ -4,14 +4,30 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from hexscan.rules import archive, caffe, coreml, darknet, discover, format, payload, pickle, tflite
-from hexscan.rules import keras, onnx, tensorflow
-from hexscan.rules import gguf, safetensors, template
+from hexscan.rules import (
+    archive,
+    caffe,
+    coreml,
+    darknet,
+    discover,
+    format,
+    gguf,
+    keras,
+    metadata,
+    onnx,
+    payload,
+    pickle,
+    safetensors,
+    template,
+    tensorflow,
+    tfcheckpoint,
+    tflite,
+)
 from hexscan.rules._rule import Rule
 
 _FAMILIES: tuple[ModuleType, ...] = (format, archive, discover, pickle, tflite, coreml,
                                       caffe, darknet, payload, keras, tensorflow, onnx,
-                                      safetensors, gguf, template)
+                                      safetensors, gguf, template, metadata, tfcheckpoint)
 
 
 def _collect(extra: tuple[Rule, ...] = ()) -> dict[str, Rule]:

@@ -46,6 +46,23 @@ class Scanner(Protocol):
         ...
 
 
+class KindQuota:
+    """How many findings of each kind one artifact may still report.
+
+    A hostile model can repeat one bad node a million times; past the quota the rest of
+    that kind add nothing a reader can act on, only report size.
+    """
+
+    def __init__(self, per_kind: int) -> None:
+        self.per_kind = per_kind
+        self.counts: dict[str, int] = {}
+
+    def allow(self, kind: str) -> bool:
+        """Count one more ``kind``; True while it is within the quota."""
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return self.counts[kind] <= self.per_kind
+
+
 def applies(scanner: Scanner, fmt: Format) -> bool:
     """The cheap gate: does this scanner look at this format at all?"""
     return scanner.formats is None or fmt in scanner.formats

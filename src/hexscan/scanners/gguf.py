@@ -18,7 +18,8 @@ from hexscan.discover.artifact import Artifact
 from hexscan.formats.kinds import Format
 from hexscan.model.finding import Finding
 from hexscan.model.severity import Severity
-from hexscan.parsers.gguf import GGUFLimits, Issue, parse_ggml, parse_gguf
+from hexscan.parsers.gguf import GGUFLimits, parse_ggml, parse_gguf
+from hexscan.parsers.issues import Issue
 from hexscan.rules import gguf as rules
 from hexscan.rules._rule import Rule
 from hexscan.scanners.base import ScanContext

@@ -19,7 +19,6 @@ from importlib import resources
 from typing import Any, ClassVar
 
 from hexscan.discover.artifact import Artifact
-from hexscan.errors import ParseError
 from hexscan.formats.kinds import Format
 from hexscan.model.finding import Finding
 from hexscan.parsers.onnx import (
@@ -30,10 +29,10 @@ from hexscan.parsers.onnx import (
     OnnxTensor,
     iter_onnx,
 )
-from hexscan.parsers.pbstream import WireError
+from hexscan.parsers.pbstream import malformed_as_parse_error
 from hexscan.rules import onnx as rules
 from hexscan.rules._rule import Rule
-from hexscan.scanners.base import ScanContext
+from hexscan.scanners.base import KindQuota, ScanContext
 
 #: Findings of one kind reported per file before the rest are only counted.
 _MAX_PER_KIND = 50
@@ -68,13 +67,12 @@ def load_policy() -> OnnxPolicy:
 
 @dataclass
 class _State:
-    counts: dict[str, int] = field(default_factory=dict)
+    quota: KindQuota = field(default_factory=lambda: KindQuota(_MAX_PER_KIND))
     custom: dict[tuple[str, str], int] = field(default_factory=dict)
     functions: list[OnnxFunction] = field(default_factory=list)
 
     def allow(self, kind: str) -> bool:
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        return self.counts[kind] <= _MAX_PER_KIND
+        return self.quota.allow(kind)
 
 
 class OnnxScanner:
@@ -92,20 +90,17 @@ class OnnxScanner:
         policy = load_policy()
         state = _State()
         model_dir = _model_dir(artifact)
-        with artifact.open() as stream:
-            try:
-                for rec in iter_onnx(stream, artifact.size):
-                    if isinstance(rec, OnnxNode):
-                        yield from _node(rec, policy, state)
-                    elif isinstance(rec, OnnxTensor):
-                        yield from _tensor(rec, model_dir, state)
-                    elif isinstance(rec, OnnxFunction):
-                        if len(state.functions) < 100_000:
-                            state.functions.append(rec)
-                    elif isinstance(rec, ModelInfo):
-                        pass
-            except WireError as exc:
-                raise ParseError(f"ONNX protobuf is malformed: {exc}") from exc
+        with artifact.open() as stream, malformed_as_parse_error("ONNX protobuf"):
+            for rec in iter_onnx(stream, artifact.size):
+                if isinstance(rec, OnnxNode):
+                    yield from _node(rec, policy, state)
+                elif isinstance(rec, OnnxTensor):
+                    yield from _tensor(rec, model_dir, state)
+                elif isinstance(rec, OnnxFunction):
+                    if len(state.functions) < 100_000:
+                        state.functions.append(rec)
+                elif isinstance(rec, ModelInfo):
+                    pass
         yield from _custom_ops(state)
         yield from _shadowing(state, policy)
 

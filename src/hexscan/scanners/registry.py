@@ -18,12 +18,14 @@ from hexscan.scanners.darknet import DarknetScanner
 from hexscan.scanners.entropy import EntropyScanner
 from hexscan.scanners.format import FormatScanner
 from hexscan.scanners.gguf import GGUFScanner
-from hexscan.scanners.onnx import OnnxScanner
 from hexscan.scanners.keras import KerasScanner
+from hexscan.scanners.metadata import MetadataScanner
+from hexscan.scanners.onnx import OnnxScanner
 from hexscan.scanners.pickle import PickleScanner
 from hexscan.scanners.safetensors import SafetensorsScanner
-from hexscan.scanners.tensorflow import TensorflowScanner
 from hexscan.scanners.template import TemplateScanner
+from hexscan.scanners.tensorflow import TensorflowScanner
+from hexscan.scanners.tfcheckpoint import TFCheckpointScanner
 from hexscan.scanners.tflite import TFLiteScanner
 from hexscan.scanners.torchscript import TorchScriptScanner
 
@@ -31,7 +33,8 @@ BUILTIN: tuple[type[Scanner], ...] = (FormatScanner, PickleScanner, OnnxScanner,
                                       TFLiteScanner, CoreMLScanner, CaffeScanner,
                                       DarknetScanner, EntropyScanner, TensorflowScanner,
                                       TorchScriptScanner, KerasScanner,
-                                      SafetensorsScanner, GGUFScanner, TemplateScanner)
+                                      SafetensorsScanner, GGUFScanner, TemplateScanner,
+                                      MetadataScanner, TFCheckpointScanner)
 
 
 def _plugin_classes(plugins: Iterable[str]) -> list[type[Scanner]]:

@@ -25,8 +25,9 @@ from hexscan.discover.artifact import Artifact
 from hexscan.formats.kinds import Format
 from hexscan.model.finding import Finding
 from hexscan.model.severity import Severity
+from hexscan.parsers.issues import Issue
 from hexscan.parsers.pickle_vm import PickleLimits, analyze_pickle
-from hexscan.parsers.safetensors import FORMAT_MAX_HEADER, Issue, Region, parse_safetensors
+from hexscan.parsers.safetensors import FORMAT_MAX_HEADER, Region, parse_safetensors
 from hexscan.policy.pickle_policy import judge, load_policy
 from hexscan.rules import safetensors as rules
 from hexscan.rules._rule import Rule

@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any, ClassVar
 
 from hexscan.discover.artifact import Artifact
+from hexscan.discover.streams import read_up_to
 from hexscan.formats.kinds import Format
 from hexscan.formats.probes import looks_like_text
 from hexscan.model.finding import Finding
@@ -150,15 +151,8 @@ def _declared_file(artifact: Artifact) -> bool:
 
 
 def _read(artifact: Artifact, limit: int) -> bytes:
-    chunks: list[bytes] = []
     with artifact.open() as stream:
-        while limit > 0:
-            chunk = stream.read(min(limit, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            limit -= len(chunk)
-    return b"".join(chunks)
+        return read_up_to(stream, limit)
 
 
 def _gguf_templates(artifact: Artifact, policy: TemplatePolicy) -> Iterator[TemplateSource]:

@@ -19,11 +19,10 @@ from importlib import resources
 from typing import Any, ClassVar
 
 from hexscan.discover.artifact import Artifact
-from hexscan.errors import ParseError
 from hexscan.formats.kinds import Format
 from hexscan.model.finding import Finding
 from hexscan.model.severity import Severity
-from hexscan.parsers.pbstream import WireError
+from hexscan.parsers.pbstream import malformed_as_parse_error
 from hexscan.parsers.tensorflow import (
     ScopeEnd,
     TfAsset,
@@ -34,7 +33,7 @@ from hexscan.parsers.tensorflow import (
 )
 from hexscan.rules import tensorflow as rules
 from hexscan.rules._rule import Rule
-from hexscan.scanners.base import ScanContext
+from hexscan.scanners.base import KindQuota, ScanContext
 
 #: Findings of one op per file before the rest are only counted.
 _MAX_PER_OP = 20
@@ -100,11 +99,10 @@ class _Scope:
 @dataclass
 class _State:
     scopes: dict[str, _Scope] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    quota: KindQuota = field(default_factory=lambda: KindQuota(_MAX_PER_OP))
 
     def allow(self, op: str) -> bool:
-        self.counts[op] = self.counts.get(op, 0) + 1
-        return self.counts[op] <= _MAX_PER_OP
+        return self.quota.allow(op)
 
 
 class TensorflowScanner:
@@ -123,18 +121,14 @@ class TensorflowScanner:
         policy = load_policy()
         state = _State()
         walk = iter_saved_model if ctx.format is Format.TF_SAVEDMODEL else iter_graph_def
-        with artifact.open() as stream:
-            try:
-                for rec in walk(stream, artifact.size):
-                    if isinstance(rec, TfNode):
-                        yield from _node(rec, policy, state)
-                    elif isinstance(rec, ScopeEnd):
-                        yield from _resolve(state.scopes.pop(rec.scope, _Scope()), policy,
-                                            state)
-                    elif isinstance(rec, TfAsset):
-                        yield from _asset(rec)
-            except WireError as exc:
-                raise ParseError(f"TensorFlow protobuf is malformed: {exc}") from exc
+        with artifact.open() as stream, malformed_as_parse_error("TensorFlow protobuf"):
+            for rec in walk(stream, artifact.size):
+                if isinstance(rec, TfNode):
+                    yield from _node(rec, policy, state)
+                elif isinstance(rec, ScopeEnd):
+                    yield from _resolve(state.scopes.pop(rec.scope, _Scope()), policy, state)
+                elif isinstance(rec, TfAsset):
+                    yield from _asset(rec)
 
 
 def _asset(asset: TfAsset) -> Iterator[Finding]:
