@@ -90,6 +90,7 @@ class FileScan:
         self.scanners = scanners
         self.out = _Collector(task)
         self.walk = archives.Walk(settings.limits, Budget(settings.limits.max_total_size))
+        self.file_state: dict[str, Any] = {}
 
     def run(self) -> TaskResult:
         task = self.out.task
@@ -148,7 +149,7 @@ class FileScan:
         return ident
 
     def _run_scanners(self, art: Artifact, ident: Identification) -> None:
-        ctx = ScanContext(ident, self.settings.limits, self.settings.options)
+        ctx = ScanContext(ident, self.settings.limits, self.settings.options, self.file_state)
         for scanner in self.scanners:
             if not applies(scanner, ident.format):
                 continue

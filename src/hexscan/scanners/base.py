@@ -21,11 +21,17 @@ from hexscan.rules._rule import Rule
 
 @dataclass(frozen=True)
 class ScanContext:
-    """What a scanner may know besides the artifact: its format, limits and options."""
+    """What a scanner may know besides the artifact: its format, limits and options.
+
+    ``file_state`` is shared by every artifact of one top-level file (the file and all its
+    container members) and fresh for the next file: the engine owns that boundary, so a
+    scanner that budgets work per file keeps its budget here, keyed by its name.
+    """
 
     identification: Identification
     limits: ResourceLimits
     options: Mapping[str, Any] = field(default_factory=dict)
+    file_state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def format(self) -> Format:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hexscan.discover import members
@@ -54,35 +55,31 @@ class EntropyScanner:
     rules: ClassVar[tuple[Rule, ...]] = (rules.EMBEDDED_EXECUTABLE, rules.TRAILING_DATA,
                                          rules.HIGH_ENTROPY_BLOB, rules.LSB_PAYLOAD)
 
-    def __init__(self) -> None:
-        self._file: str | None = None
-        self._budget = [0]
-        self._tensors = [0]
-
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         fmt = ctx.format
-        budget = self._file_budget(artifact)
+        budget = ctx.file_state.setdefault(self.name, _FileBudget.from_policy())
         if fmt in _CODE_FORMATS:
             yield from _code_member(artifact, fmt)
         if fmt in _DATA_FORMATS:
             yield from _embedded(artifact, budget)
         yield from _trailing(artifact, fmt)
         yield from _blobs.blob_findings(artifact, fmt)
-        yield from _lsb_findings(artifact, fmt, self._tensors)
+        yield from _lsb_findings(artifact, fmt, budget)
 
-    def _file_budget(self, artifact: Artifact) -> list[int]:
-        """The bytes left to search in this top-level file, all its members together.
 
-        The walk visits a top-level file (member None) before its members, one file at a
-        time per worker, so the budget resets there; it keeps a checkpoint of many tensor
-        storages from costing a full read.
-        """
-        if artifact.member is None or artifact.file_path != self._file:
-            self._file = artifact.file_path
-            policy = lists.load("payloads")["executables"]
-            self._budget = [int(policy["max_scan_bytes_per_file"])]
-            self._tensors = [int(lists.load("payloads")["lsb"]["max_tensors"])]
-        return self._budget
+@dataclass
+class _FileBudget:
+    """What is left to sample in one top-level file, all its members together: it keeps a
+    checkpoint of many tensor storages from costing a full read."""
+
+    scan_bytes: int
+    tensors: int
+
+    @classmethod
+    def from_policy(cls) -> _FileBudget:
+        policy = lists.load("payloads")
+        return cls(int(policy["executables"]["max_scan_bytes_per_file"]),
+                   int(policy["lsb"]["max_tensors"]))
 
 
 # --- executables ---------------------------------------------------------------------------
@@ -111,9 +108,9 @@ def _code_member(art: Artifact, fmt: Format) -> Iterator[Finding]:
                   evidence={"kind": what, "container": parent.value if parent else None})
 
 
-def _embedded(art: Artifact, file_budget: list[int]) -> Iterator[Finding]:
+def _embedded(art: Artifact, file_budget: _FileBudget) -> Iterator[Finding]:
     policy = lists.load("payloads")["executables"]
-    budget = min(int(policy["max_scan_bytes"]), file_budget[0])
+    budget = min(int(policy["max_scan_bytes"]), file_budget.scan_bytes)
     reports = int(policy["max_reports"])
     found = 0
     with art.open() as stream:
@@ -122,7 +119,7 @@ def _embedded(art: Artifact, file_budget: list[int]) -> Iterator[Finding]:
             chunk = stream.read(min(_CHUNK, budget - offset))
             if not chunk:
                 break
-            file_budget[0] -= len(chunk)
+            file_budget.scan_bytes -= len(chunk)
             data = carry + chunk
             base = offset - len(carry)
             end = max(len(data) - _OVERLAP, 1) if len(chunk) == _CHUNK else len(data)
@@ -226,11 +223,12 @@ def _png_end(art: Artifact) -> int | None:
 
 # --- LSB payloads --------------------------------------------------------------------------
 
-def _lsb_findings(art: Artifact, fmt: Format, tensors_left: list[int]) -> Iterator[Finding]:
-    """Test the largest float tensors; ``tensors_left`` is shared by a whole top-level file
-    (a checkpoint stores each tensor as its own member)."""
+def _lsb_findings(art: Artifact, fmt: Format, file_budget: _FileBudget
+                  ) -> Iterator[Finding]:
+    """Test the largest float tensors; the count is shared by a whole top-level file (a
+    checkpoint stores each tensor as its own member)."""
     if fmt not in (Format.SAFETENSORS, Format.TENSOR_DATA, Format.NUMPY) or \
-            tensors_left[0] <= 0:
+            file_budget.tensors <= 0:
         return
     np = lsb.numpy_or_none()
     if np is None:
@@ -241,8 +239,8 @@ def _lsb_findings(art: Artifact, fmt: Format, tensors_left: list[int]) -> Iterat
     except (ParseError, ValueError, struct.error, LimitExceeded):
         return
     tensors.sort(key=lambda t: -t[3])
-    for name, dtype, start, count in tensors[:max(0, tensors_left[0])]:
-        tensors_left[0] -= 1
+    for name, dtype, start, count in tensors[:file_budget.tensors]:
+        file_budget.tensors -= 1
         verdict = _test_tensor(art, dtype, start, count, np, policy)
         if verdict is not None:
             yield Finding(rules.LSB_PAYLOAD, f"tensor {name!r} ({dtype}): {verdict.detail}",
