@@ -31,21 +31,16 @@ from hexscan.rules._rule import Rule
 from hexscan.scanners.base import KindQuota, ScanContext
 from hexscan.scanners.safetensors import (
     MetadataCheck,
+    Pattern,
     SafetensorsPolicy,
     _as_text,
     _snippet,
+    compile_patterns,
     load_safetensors_policy,
 )
 
 _ORG_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)/([A-Za-z0-9][A-Za-z0-9_.-]*)$")
 _WORDS = re.compile(r"[a-z0-9]+")
-
-
-@dataclass(frozen=True)
-class CodePattern:
-    id: str
-    severity: Severity
-    regex: re.Pattern[str]
 
 
 @dataclass(frozen=True)
@@ -55,7 +50,7 @@ class MetadataPolicy:
     secret_keys: re.Pattern[str]
     secret_min_length: int
     placeholder_words: tuple[str, ...]
-    code: tuple[CodePattern, ...]
+    code: tuple[Pattern, ...]
     url_words: tuple[str, ...]
     name_fields: tuple[str, ...]
     author_fields: tuple[str, ...]
@@ -79,8 +74,7 @@ def load_metadata_policy() -> MetadataPolicy:
         secret_keys=re.compile(keys["pattern"]),
         secret_min_length=int(keys["min_length"]),
         placeholder_words=tuple(w.lower() for w in keys["placeholder_words"]),
-        code=tuple(CodePattern(p["id"], Severity.parse(p.get("severity", "MEDIUM")),
-                               re.compile(p["pattern"], re.IGNORECASE)) for p in data["code"]),
+        code=compile_patterns(data["code"], "MEDIUM"),
         url_words=tuple(data["urls"]["extra_indicator_words"]),
         name_fields=tuple(prov["name_fields"]),
         author_fields=tuple(prov["author_fields"]),

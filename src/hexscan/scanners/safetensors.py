@@ -72,21 +72,23 @@ class SafetensorsPolicy:
     payload_magic: tuple[tuple[str, bytes], ...]
 
 
+def compile_patterns(entries: list[dict[str, str]], default: str) -> tuple[Pattern, ...]:
+    """A policy table of ``{id, pattern, severity?}`` rows, compiled case-insensitively."""
+    return tuple(Pattern(p["id"], Severity.parse(p.get("severity", default)),
+                         re.compile(p["pattern"], re.IGNORECASE)) for p in entries)
+
+
 @cache
 def load_safetensors_policy() -> SafetensorsPolicy:
     """policy/safetensors.toml, compiled once per process."""
     text = resources.files("hexscan.policy").joinpath("safetensors.toml").read_text("utf-8")
     data = tomllib.loads(text)
 
-    def patterns(key: str, default: str) -> tuple[Pattern, ...]:
-        return tuple(Pattern(p["id"], Severity.parse(p.get("severity", default)),
-                             re.compile(p["pattern"], re.IGNORECASE)) for p in data[key])
-
     urls = data["urls"]
     return SafetensorsPolicy(
         limits={k: int(v) for k, v in data["limits"].items()},
-        code=patterns("code", "HIGH"),
-        markup=patterns("markup", "MEDIUM"),
+        code=compile_patterns(data["code"], "HIGH"),
+        markup=compile_patterns(data["markup"], "MEDIUM"),
         url=re.compile(urls["pattern"], re.IGNORECASE),
         trusted_hosts=tuple(urls["trusted_hosts"]),
         indicator_words=tuple(urls["indicator_words"]),
