@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,11 @@ CORPUS = SHARED / "corpus" / "peers"
 SCHEMA = REPO / "src" / "hexscan" / "schemas" / "report.schema.json"
 
 pytest_plugins = ["fixtures.formats", "fixtures.archives"]
+
+#: HEX_HOME for every hex run that does not set its own: a fresh directory per test
+#: session, so the history and vulnerability DB of a developer's machine are never touched.
+SESSION_HOME = tempfile.mkdtemp(prefix="hex-test-home-")
+atexit.register(shutil.rmtree, SESSION_HOME, True)
 
 
 @dataclass
@@ -39,7 +47,7 @@ def run_hex(*args: str, env: dict[str, str] | None = None, cwd: Path | str | Non
     """Run ``python -m hexscan ARGS`` in a subprocess with a clean HEX_* environment."""
     full_env = {k: v for k, v in os.environ.items()
                 if not k.startswith("HEX_") and k != "NO_COLOR"}
-    full_env.setdefault("HEX_HOME", str(Path(cwd or ".").resolve() / ".hex-home-unused"))
+    full_env.setdefault("HEX_HOME", SESSION_HOME)
     full_env.update(env or {})
     # The argv is this interpreter running hexscan: no shell, nothing untrusted.
     proc = subprocess.run([sys.executable, "-m", "hexscan", *args], capture_output=True,  # noqa: S603

@@ -16,7 +16,9 @@ import click
 
 from hexscan import __version__
 from hexscan.errors import ConfigError
+from hexscan.post.history_cli import history
 from hexscan.post.score import EXIT_USAGE, exit_code
+from hexscan.supply.cli import vulnfetch
 
 EXIT_HELP = """\b
 Exit codes:
@@ -63,8 +65,10 @@ def main() -> None:
               help="Whole-scan limit in seconds (default 300). [env HEX_TIMEOUT]")
 @click.option("--file-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Per-file limit in seconds (default 120). [env HEX_FILE_TIMEOUT]")
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "table"]),
-              default=None, help="Output format (default text).")
+@click.option("-f", "--format", "fmt",
+              type=click.Choice(["text", "json", "table", "sarif", "junit", "xml", "cyclonedx",
+                                 "html"]),
+              default=None, help="Output format (default text). xml is junit.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the report to FILE instead of stdout.")
@@ -74,8 +78,14 @@ def main() -> None:
               help="Show only findings of these severities, e.g. critical,high.")
 @click.option("--fail-on", default=None, metavar="LEVEL",
               help="Exit 1 when a finding is at or above LEVEL (default high).")
+@click.option("--sbom", type=click.Path(dir_okay=False), default=None,
+              help="Also write a CycloneDX 1.6 JSON SBOM (ML-BOM) to FILE.")
+@click.option("--baseline", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A previous JSON report: findings already in it do not fail the scan.")
 @click.option("--clear", is_flag=True, default=None,
               help="Forget the previous findings of this target before scanning.")
+@click.option("--history/--no-history", default=None,
+              help="Record findings under HEX_HOME and mark them new/existing (default on).")
 @click.option("--hash", "hash_", is_flag=True, default=None,
               help="Compute the SHA-256 of every file and member.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
@@ -96,8 +106,20 @@ def scan(paths: tuple[str, ...], fmt: str | None, as_json: bool, config_path: st
     if config.verbose:
         click.echo(json.dumps(config_mod.describe(config), default=str), err=True)
     report = _run_with_progress(list(paths), config)
+    report = _finish(report, config)
     _write(report, config)
+    if config.sbom:
+        _write_file(config.sbom, "cyclonedx", report)
     sys.exit(exit_code(report))
+
+
+def _finish(report: Any, config: Any) -> Any:
+    from hexscan.post.process import finish
+
+    try:
+        return finish(report, config)
+    except ConfigError as exc:
+        _usage_error(str(exc))
 
 
 def _usage_error(message: str) -> None:
@@ -130,15 +152,21 @@ def _write(report: Any, config: Any) -> None:
     from hexscan.report.registry import render
 
     if config.output:
-        text = render(config.format, report, False)
-        try:
-            with open(config.output, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as exc:
-            _usage_error(f"cannot write {config.output}: {exc}")
+        _write_file(config.output, config.format, report)
         return
     color = config.color and sys.stdout.isatty() and config.format != "json"
     click.echo(render(config.format, report, color), nl=False)
+
+
+def _write_file(path: str, fmt: str, report: Any) -> None:
+    from hexscan.report.registry import render
+
+    text = render(fmt, report, False)
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        _usage_error(f"cannot write {path}: {exc}")
 
 
 @main.command()
@@ -170,3 +198,7 @@ def scanners() -> None:
 
     for cls in scanner_classes():
         click.echo(f"{cls.name:<12} rules: {', '.join(r.id for r in cls.rules)}")
+
+
+main.add_command(vulnfetch)
+main.add_command(history)

@@ -6,7 +6,9 @@ Precedence, lowest to highest (the one place it is written down):
 2. the config file: ``--config FILE``, else ``hex.toml`` in the current directory, else the
    ``[tool.hex]`` table of ``pyproject.toml`` in the current directory;
 3. environment variables: ``HEX_TIMEOUT``, ``HEX_FILE_TIMEOUT``, ``HEX_WORKERS``,
-   ``HEX_VERBOSE``, ``HEX_HOME``, ``NO_COLOR``;
+   ``HEX_VERBOSE``, ``HEX_HOME``, ``HEX_OSV_URL``, ``HEX_NVD_URL``, ``HEX_EPSS_URL``,
+   ``HEX_KEV_URL``, ``HEX_MODELHASH_URL``, ``NO_COLOR`` (``NVD_API_KEY`` is read only by
+   the NVD feed, never stored in the config or printed);
 4. command-line flags.
 
 Nothing else in hex reads the environment for scan settings.
@@ -25,7 +27,7 @@ from hexscan.engine.limits import ResourceLimits
 from hexscan.errors import ConfigError
 from hexscan.model.severity import Severity
 
-FORMATS = ("text", "json", "table")
+FORMATS = ("text", "json", "table", "sarif", "junit", "xml", "cyclonedx", "html")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -52,6 +54,22 @@ class ScanConfig:
     limits: ResourceLimits = field(default_factory=ResourceLimits)
     options: Mapping[str, Any] = field(default_factory=dict)
     pickle_policy: Mapping[str, Any] = field(default_factory=dict)
+    #: Also write a CycloneDX 1.6 SBOM to this file (any --format).
+    sbom: str | None = None
+    #: A previous JSON report: findings present in it do not count for fail_on.
+    baseline: str | None = None
+    #: Suppressions from the config file ([[suppress]] tables); .hexignore adds more.
+    suppress: tuple[Mapping[str, Any], ...] = ()
+    #: Record findings in the history store under home and mark them new / existing.
+    history: bool = True
+    #: Vulnerability feed base URLs (mirrors, air-gapped sites); None means the public one.
+    osv_url: str | None = None
+    nvd_url: str | None = None
+    epss_url: str | None = None
+    kev_url: str | None = None
+    modelhash_url: str | None = None
+    #: A vulnerability DB older than this many days is a warning in the report.
+    vulndb_max_age_days: float = 7.0
 
     def __post_init__(self) -> None:
         if self.workers < 0:
@@ -67,9 +85,9 @@ def _parse(name: str, value: Any) -> Any:
     try:
         if name in ("workers",):
             return int(value)
-        if name in ("timeout", "file_timeout"):
+        if name in ("timeout", "file_timeout", "vulndb_max_age_days"):
             return float(value)
-        if name in ("recursive", "verbose", "hash", "clear", "color"):
+        if name in ("recursive", "verbose", "hash", "clear", "color", "history"):
             return _bool(value)
         if name == "skip":
             return frozenset(_words(value))
@@ -83,6 +101,8 @@ def _parse(name: str, value: Any) -> Any:
             return ResourceLimits.from_mapping(dict(value))
         if name in ("options", "pickle_policy"):
             return dict(value)
+        if name == "suppress":
+            return tuple(dict(v) for v in value)
         return None if value is None else str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid value for {name}: {value!r} ({exc})") from exc
@@ -126,7 +146,9 @@ def _load_toml(path: Path, table: tuple[str, ...] | None) -> dict[str, Any]:
 
 
 _ENV = {"HEX_TIMEOUT": "timeout", "HEX_FILE_TIMEOUT": "file_timeout",
-        "HEX_WORKERS": "workers", "HEX_VERBOSE": "verbose", "HEX_HOME": "home"}
+        "HEX_WORKERS": "workers", "HEX_VERBOSE": "verbose", "HEX_HOME": "home",
+        "HEX_OSV_URL": "osv_url", "HEX_NVD_URL": "nvd_url", "HEX_EPSS_URL": "epss_url",
+        "HEX_KEV_URL": "kev_url", "HEX_MODELHASH_URL": "modelhash_url"}
 
 
 def from_env(env: Mapping[str, str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from hexscan.engine.executor import run_tasks
 from hexscan.engine.walk import WorkerSettings
 from hexscan.errors import ConfigError
 from hexscan.model.finding import Finding
-from hexscan.model.report import ErrorEntry, FileEntry, ScanReport, TaskResult
+from hexscan.model.report import ErrorEntry, Fact, FileEntry, ScanReport, TaskResult
 from hexscan.policy.pickle_policy import PolicyError, load_policy
 from hexscan.scanners.registry import scanner_classes
 
@@ -52,6 +53,7 @@ def run(targets: list[str], config: ScanConfig, progress: Progress | None = None
     findings: list[Finding] = list(found.findings)
     files: list[FileEntry] = list(found.files)
     errors: list[ErrorEntry] = list(found.errors)
+    facts: list[Fact] = []
     total = len(found.tasks)
     done = 0
 
@@ -61,6 +63,7 @@ def run(targets: list[str], config: ScanConfig, progress: Progress | None = None
         findings.extend(result.findings)
         files.extend(result.files)
         errors.extend(result.errors)
+        facts.extend(result.facts)
         if progress is not None:
             progress(done, total, result.path)
 
@@ -70,6 +73,7 @@ def run(targets: list[str], config: ScanConfig, progress: Progress | None = None
                                  f.rule.id, f.key))
     files.sort(key=lambda f: (f.path, f.member or ""))
     errors.sort(key=lambda e: (e.path, e.member or "", e.kind, e.message))
+    facts.sort(key=lambda x: (x.path, x.member or "", x.kind))
     return ScanReport(
         scan_id=str(uuid.uuid4()),
         timestamp=timestamp,
@@ -82,4 +86,6 @@ def run(targets: list[str], config: ScanConfig, progress: Progress | None = None
         fail_on=config.fail_on.name,
         shown=tuple(s.name for s in sorted(config.severity, reverse=True)),
         verbose=config.verbose,
+        facts=tuple(facts),
+        roots=tuple(os.path.abspath(t) for t in targets),
     )

@@ -26,7 +26,7 @@ from hexscan.formats.identify import HEAD_SIZE, Identification, identify
 from hexscan.formats.kinds import CONTAINERS, ZIP_BASED, Format
 from hexscan.formats.signatures import classify_zip
 from hexscan.model.finding import Finding
-from hexscan.model.report import ErrorEntry, FileEntry, Status, TaskResult
+from hexscan.model.report import ErrorEntry, Fact, FileEntry, Status, TaskResult
 from hexscan.rules import archive as arc_rules
 from hexscan.rules import format as fmt_rules
 from hexscan.scanners.base import ScanContext, Scanner, applies
@@ -68,6 +68,10 @@ class _Collector:
         self.findings: list[Finding] = []
         self.files: list[FileEntry] = []
         self.errors: list[ErrorEntry] = []
+        self.facts: list[Fact] = []
+
+    def fact(self, kind: str, data: dict[str, Any], member: str | None) -> None:
+        self.facts.append(Fact(kind, data, self.task.path, self.task.rel_path, member))
 
     def finding(self, finding: Finding, member: str | None, scanner: str) -> None:
         self.findings.append(finding.located(file_path=self.task.path,
@@ -79,7 +83,7 @@ class _Collector:
 
     def result(self) -> TaskResult:
         return TaskResult(self.task.path, tuple(self.findings), tuple(self.files),
-                          tuple(self.errors))
+                          tuple(self.errors), tuple(self.facts))
 
 
 class FileScan:
@@ -161,6 +165,8 @@ class FileScan:
             except Exception as exc:  # noqa: BLE001 - one scanner's bug must not stop the scan
                 self.out.error(art.member, "scanner-error",
                                f"scanner {scanner.name} failed: {type(exc).__name__}: {exc}")
+        for kind, data in ctx.facts:
+            self.out.fact(kind, data, art.member)
 
     def _walk_embedded_zip(self, art: Artifact, fmt: Format) -> None:
         """A polyglot (zip appended to another format, data before a zip): walk the zip too."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 from typing import Any
 
 from hexscan.model.severity import Severity
@@ -35,6 +36,30 @@ class Cvss:
 
 
 @dataclass(frozen=True, slots=True)
+class Location:
+    """Another place where the same finding was reached (in-scan deduplication)."""
+
+    file_path: str
+    rel_path: str
+    member: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file_path": self.file_path, "rel_path": self.rel_path, "member": self.member}
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """Why a finding is not counted: a .hexignore / config entry that matched it."""
+
+    reason: str
+    source: str
+    expires: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "source": self.source, "expires": self.expires}
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One problem found in one artifact.
 
@@ -55,10 +80,42 @@ class Finding:
     rel_path: str = ""
     scanner: str = ""
     cvss: Cvss | None = None
+    #: Per-finding overrides of the rule's text (a vulnerability has its own CWE, fix, links).
+    cwe: tuple[str, ...] | None = None
+    remediation: str | None = None
+    references: tuple[str, ...] | None = None
+    #: Advisory facts of a dependency finding: id, aliases, package, version, affected,
+    #: fixed, epss, kev (see hexscan.supply); None for every other rule.
+    vulnerability: Mapping[str, Any] | None = None
+    #: Other places the same finding was reached in this scan (filled by post-processing).
+    also_at: tuple[Location, ...] = ()
+    #: History: "new" or "existing" against the previous scan of the target; None when the
+    #: history is not consulted.
+    status: str | None = None
+    suppression: Suppression | None = None
+    #: Present in the --baseline report, so it does not count for --fail-on.
+    in_baseline: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0:
             raise ValueError(f"confidence must be within 0..1, not {self.confidence}")
+
+    @property
+    def effective_cwe(self) -> tuple[str, ...]:
+        return self.cwe if self.cwe is not None else self.rule.cwe
+
+    @property
+    def effective_remediation(self) -> str:
+        return self.remediation if self.remediation is not None else self.rule.remediation
+
+    @property
+    def effective_references(self) -> tuple[str, ...]:
+        return self.references if self.references is not None else self.rule.references
+
+    @property
+    def counts(self) -> bool:
+        """Does this finding count for the score and --fail-on (not suppressed/baselined)?"""
+        return self.suppression is None and not self.in_baseline
 
     @property
     def effective_severity(self) -> Severity:

@@ -35,7 +35,7 @@ def summary(report: ScanReport) -> dict[str, Any]:
     """The JSON ``summary`` object (over the findings that are shown)."""
     shown = report.visible_findings
     counts = Counter(f.effective_severity for f in shown)
-    return {
+    out: dict[str, Any] = {
         "total_issues": len(shown),
         "critical": counts[Severity.CRITICAL],
         "high": counts[Severity.HIGH],
@@ -44,16 +44,23 @@ def summary(report: ScanReport) -> dict[str, Any]:
         "info": counts[Severity.INFO],
         "security_score": security_score(shown),
     }
+    out["suppressed"] = len(report.suppressed_findings)
+    if report.history is not None:
+        out["new"] = report.history.new
+        out["existing"] = report.history.existing
+        out["fixed"] = report.history.fixed
+    return out
 
 
 def exit_code(report: ScanReport) -> int:
     """0 clean, 1 findings at/above fail-on, 3 incomplete (and nothing at/above fail-on).
 
+    Suppressed findings and findings present in the ``--baseline`` report never count.
     Findings at or above the threshold decide the code even when the scan is also
     incomplete: a CI job must fail on a known payload whatever else went wrong.
     """
     threshold = Severity[report.fail_on]
-    if any(f.effective_severity >= threshold for f in report.findings):
+    if any(f.counts and f.effective_severity >= threshold for f in report.findings):
         return EXIT_FINDINGS
     if report.errors:
         return EXIT_INCOMPLETE

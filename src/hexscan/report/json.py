@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from hexscan.model.finding import Finding
-from hexscan.model.report import ErrorEntry, FileEntry, ScanReport, Status
+from hexscan.model.report import ErrorEntry, Fact, FileEntry, ScanReport, Status
 from hexscan.post.score import summary
 
 SCHEMA_VERSION = "1.0"
@@ -25,15 +25,20 @@ def finding_json(f: Finding) -> dict[str, Any]:
         "line_number": f.line_number,
         "confidence": round(f.confidence, 3),
         "cvss": f.cvss.to_json() if f.cvss else None,
-        "cwe": list(f.rule.cwe),
-        "remediation": f.rule.remediation,
-        "references": list(f.rule.references),
+        "cwe": list(f.effective_cwe),
+        "remediation": f.effective_remediation,
+        "references": list(f.effective_references),
         "rule_id": f.rule.id,
         "member": f.member,
         "fingerprint": fingerprint,
         "scanner": f.scanner,
         "offset": f.offset,
         "evidence": f.evidence,
+        "vulnerability": dict(f.vulnerability) if f.vulnerability is not None else None,
+        "also_at": [loc.to_json() for loc in f.also_at],
+        "status": f.status,
+        "suppression": f.suppression.to_json() if f.suppression else None,
+        "in_baseline": f.in_baseline,
     }
 
 
@@ -64,7 +69,25 @@ def report_json(report: ScanReport) -> dict[str, Any]:
         "skipped": [file_json(f) for f in report.skipped],
         "duration_s": report.duration_s,
         "files": [file_json(f) for f in report.files],
+        "suppressed": [finding_json(f) for f in report.suppressed_findings],
+        "warnings": list(report.warnings),
+        "facts": [fact_json(x) for x in report.facts],
+        "history": history_json(report),
     }
+
+
+def fact_json(fact: Fact) -> dict[str, Any]:
+    return {"kind": fact.kind, "path": fact.path, "rel_path": fact.rel_path,
+            "member": fact.member, "data": dict(fact.data)}
+
+
+def history_json(report: ScanReport) -> dict[str, Any] | None:
+    h = report.history
+    if h is None:
+        return None
+    return {"new": h.new, "existing": h.existing, "fixed": h.fixed,
+            "previous_scan_id": h.previous_scan_id,
+            "fixed_findings": [dict(x) for x in h.fixed_findings]}
 
 
 def render(report: ScanReport, color: bool = False) -> str:

@@ -34,8 +34,13 @@ def render(report: ScanReport, color: bool = False) -> str:
         for f in group:
             sev = f.effective_severity.name
             where = "  " + escape(f"[{f.member}]") if f.member else ""  # not markup
-            out.print(f"  [{STYLE[sev]}]{sev:<8}[/] {f.rule.id}  {escape(f.message)}{where}")
-            out.print(f"           fix: {escape(f.rule.remediation)}", style="dim")
+            status = f" ({f.status})" if f.status else ""
+            out.print(f"  [{STYLE[sev]}]{sev:<8}[/] {f.rule.id}  {escape(f.message)}{where}"
+                      f"{status}")
+            for loc in f.also_at:
+                also = f"{loc.file_path}!/{loc.member}" if loc.member else loc.file_path
+                out.print(f"           also at: {escape(also)}", style="dim")
+            out.print(f"           fix: {escape(f.effective_remediation)}", style="dim")
     if report.verbose:
         _file_list(out, report)
     _footer(out, report)
@@ -65,5 +70,14 @@ def _footer(out: Console, report: ScanReport) -> None:
     out.print(f"Issues: {s['total_issues']} (critical {s['critical']}, high {s['high']}, "
               f"medium {s['medium']}, low {s['low']})   security score: "
               f"{s['security_score']}/100")
+    if report.history is not None:
+        out.print(f"Since the last scan: new {s['new']}, existing {s['existing']}, "
+                  f"fixed {s['fixed']}")
+    for f in report.suppressed_findings:
+        assert f.suppression is not None
+        out.print(f"  [dim]suppressed[/] {f.rule.id} {escape(f.rel_path)}: "
+                  f"{escape(f.suppression.reason)}")
+    for warning in report.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
     if not report.errors and not s["total_issues"]:
         out.print("[green]No issues found.[/]")

@@ -23,6 +23,9 @@ from hexscan.rules._rule import Rule
 class ScanContext:
     """What a scanner may know besides the artifact: its format, limits and options.
 
+    ``options`` carries scan-wide settings a scanner may need (e.g. ``vulndb``: the
+    vulnerability DB path, ``home``: HEX_HOME).
+
     ``file_state`` is shared by every artifact of one top-level file (the file and all its
     container members) and fresh for the next file: the engine owns that boundary, so a
     scanner that budgets work per file keeps its budget here, keyed by its name.
@@ -32,10 +35,19 @@ class ScanContext:
     limits: ResourceLimits
     options: Mapping[str, Any] = field(default_factory=dict)
     file_state: dict[str, Any] = field(default_factory=dict)
+    #: Facts this artifact's scanners recorded (see ``record``); the engine collects them.
+    facts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def format(self) -> Format:
         return self.identification.format
+
+    def record(self, kind: str, **data: Any) -> None:
+        """Note a fact that is not a finding (a dependency, a model card field...).
+
+        The engine attaches the location; inventories such as the SBOM read them.
+        """
+        self.facts.append((kind, data))
 
 
 @runtime_checkable

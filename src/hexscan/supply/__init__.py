@@ -1,0 +1,1 @@
+"""Supply-chain risk around a model: vulnerability DB, feeds, inventory, matching."""

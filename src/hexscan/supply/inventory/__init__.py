@@ -1,0 +1,1 @@
+"""What a model needs, read from the manifests and configs found beside it."""
