@@ -45,7 +45,7 @@ def _safe_scan(task: Task, settings: WorkerSettings, scanners: list[Any]) -> Tas
 def failed(task: Task, kind: str, message: str) -> TaskResult:
     """The result of a file that could not be scanned at all."""
     return TaskResult(task.path, (), (FileEntry(task.path, None, "unknown", None, Status.ERROR,
-                                                message),),
+                                                message, rel_path=task.rel_path),),
                       (ErrorEntry(task.path, None, kind, message),))
 
 

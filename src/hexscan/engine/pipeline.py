@@ -27,7 +27,8 @@ def worker_settings(config: ScanConfig) -> WorkerSettings:
     return WorkerSettings(limits=config.limits, skip=config.skip, plugins=config.plugins,
                           hash=config.hash,
                           options={**config.options,
-                                   "pickle_policy": dict(config.pickle_policy)})
+                                   "pickle_policy": dict(config.pickle_policy),
+                                   "home": config.home})
 
 
 def _check_scanners(config: ScanConfig) -> None:

@@ -103,7 +103,8 @@ class FileScan:
         except OSError as exc:
             self.out.error(None, "unreadable", f"cannot read: {exc.strerror or exc}")
             self.out.files.append(FileEntry(task.path, None, Format.UNKNOWN.value, None,
-                                            Status.ERROR, f"unreadable: {exc.strerror}"))
+                                            Status.ERROR, f"unreadable: {exc.strerror}",
+                                            rel_path=task.rel_path))
             return self.out.result()
         self.visit(root)
         return self.out.result()
@@ -137,7 +138,7 @@ class FileScan:
             self.out.error(art.member, "unreadable", str(exc))
         self.out.files.append(FileEntry(art.file_path, art.member, fmt.value, art.size, status,
                                         reason, self._sha256(art) if status is not
-                                        Status.ERROR else None))
+                                        Status.ERROR else None, art.rel_path))
 
     def _identify(self, art: Artifact) -> Identification:
         head = art.head()
@@ -203,7 +204,8 @@ class FileScan:
             else:
                 self.out.files.append(FileEntry(art.file_path, _join(art.member, event.name),
                                                 Format.UNKNOWN.value, event.size,
-                                                Status.SKIPPED, event.reason))
+                                                Status.SKIPPED, event.reason,
+                                                rel_path=art.rel_path))
 
     def _malformed(self, art: Artifact, message: str) -> None:
         self.out.finding(Finding(fmt_rules.MALFORMED, f"{art.basename}: {message}",

@@ -29,6 +29,8 @@ class FileEntry:
     status: Status
     reason: str | None = None
     sha256: str | None = None
+    #: The file's path relative to the scanned root (what fingerprints and SARIF use).
+    rel_path: str = ""
 
 
 @dataclass(frozen=True, slots=True)

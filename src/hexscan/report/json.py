@@ -45,7 +45,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
 def file_json(entry: FileEntry) -> dict[str, Any]:
     return {"path": entry.path, "member": entry.member, "format": entry.format,
             "size": entry.size, "status": entry.status.value, "reason": entry.reason,
-            "sha256": entry.sha256}
+            "sha256": entry.sha256, "rel_path": entry.rel_path}
 
 
 def error_json(entry: ErrorEntry) -> dict[str, Any]:

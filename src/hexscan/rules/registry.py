@@ -18,6 +18,7 @@ from hexscan.rules import (
     payload,
     pickle,
     safetensors,
+    supply,
     template,
     tensorflow,
     tfcheckpoint,
@@ -27,7 +28,8 @@ from hexscan.rules._rule import Rule
 
 _FAMILIES: tuple[ModuleType, ...] = (format, archive, discover, pickle, tflite, coreml,
                                       caffe, darknet, payload, keras, tensorflow, onnx,
-                                      safetensors, gguf, template, metadata, tfcheckpoint)
+                                      safetensors, gguf, template, metadata, tfcheckpoint,
+                                      supply)
 
 
 def _collect(extra: tuple[Rule, ...] = ()) -> dict[str, Rule]:

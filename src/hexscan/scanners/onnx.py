@@ -13,7 +13,7 @@ import os
 import posixpath
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any, ClassVar
@@ -100,9 +100,19 @@ class OnnxScanner:
                     if len(state.functions) < 100_000:
                         state.functions.append(rec)
                 elif isinstance(rec, ModelInfo):
-                    pass
+                    _record_producer(rec, ctx)
         yield from _custom_ops(state)
         yield from _shadowing(state, policy)
+
+
+def _record_producer(info: ModelInfo, ctx: ScanContext) -> None:
+    """The producer (pytorch 2.5.1, tf2onnx...) is a framework version for supply.match."""
+    try:
+        from hexscan.supply.inventory import framework_from_onnx  # TODO move to top
+    except ImportError:
+        return
+    for dep in framework_from_onnx(info.producer_name, info.producer_version):
+        ctx.record("dependency", **asdict(dep))
 
 
 def _model_dir(artifact: Artifact) -> str | None:

@@ -20,6 +20,7 @@ from hexscan.scanners.format import FormatScanner
 from hexscan.scanners.gguf import GGUFScanner
 from hexscan.scanners.keras import KerasScanner
 from hexscan.scanners.metadata import MetadataScanner
+from hexscan.scanners.modelcard import ModelCardScanner
 from hexscan.scanners.onnx import OnnxScanner
 from hexscan.scanners.pickle import PickleScanner
 from hexscan.scanners.safetensors import SafetensorsScanner
@@ -34,7 +35,8 @@ BUILTIN: tuple[type[Scanner], ...] = (FormatScanner, PickleScanner, OnnxScanner,
                                       DarknetScanner, EntropyScanner, TensorflowScanner,
                                       TorchScriptScanner, KerasScanner,
                                       SafetensorsScanner, GGUFScanner, TemplateScanner,
-                                      MetadataScanner, TFCheckpointScanner)
+                                      MetadataScanner, TFCheckpointScanner,
+                                      ModelCardScanner)
 
 
 def _plugin_classes(plugins: Iterable[str]) -> list[type[Scanner]]:
