@@ -33,6 +33,7 @@ from hexscan.parsers.pbstream import malformed_as_parse_error
 from hexscan.rules import onnx as rules
 from hexscan.rules._rule import Rule
 from hexscan.scanners.base import KindQuota, ScanContext
+from hexscan.supply.inventory import framework_from_onnx
 
 #: Findings of one kind reported per file before the rest are only counted.
 _MAX_PER_KIND = 50
@@ -107,10 +108,6 @@ class OnnxScanner:
 
 def _record_producer(info: ModelInfo, ctx: ScanContext) -> None:
     """The producer (pytorch 2.5.1, tf2onnx...) is a framework version for supply.match."""
-    try:
-        from hexscan.supply.inventory import framework_from_onnx  # TODO move to top
-    except ImportError:
-        return
     for dep in framework_from_onnx(info.producer_name, info.producer_version):
         ctx.record("dependency", **asdict(dep))
 

@@ -15,6 +15,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from hexscan.config import ScanConfig
 from hexscan.model.finding import Finding
 from hexscan.model.report import Fact, FileEntry, ScanReport
@@ -23,7 +25,7 @@ from hexscan.rules import supply as rules
 from hexscan.supply import versions
 from hexscan.supply.cvss import best, finding_severity
 from hexscan.supply.db import VulnDB
-from hexscan.supply.records import Advisory, Dependency, SeverityVector
+from hexscan.supply.records import Advisory, Affected, Dependency, SeverityVector
 
 SCANNER = "dependencies"
 #: Sources that are versions recorded inside model files, not installable pins.
@@ -84,6 +86,32 @@ def _dependency_findings(db: VulnDB, facts: Iterable[Fact]) -> Iterator[Finding]
             yield _vulnerability_finding(db, fact, dep, group)
 
 
+def _version_key(text: str) -> tuple[int, Any]:
+    """Sort fixed versions by PEP 440 order; unparseable ones last, by text."""
+    try:
+        return (0, Version(text))
+    except InvalidVersion:
+        return (1, text)
+
+
+def _describe(aff: Affected) -> str:
+    """One affected entry as text: '>=0, <2.6.0' per range, or the explicit versions."""
+    parts: list[str] = []
+    for rng in aff.ranges:
+        if rng.type == "GIT":
+            continue
+        bounds = []
+        for event in rng.events:
+            op = {"introduced": ">=", "fixed": "<", "last_affected": "<=",
+                  "limit": "<"}.get(event.kind, "?")
+            bounds.append(f"{op}{event.version}")
+        parts.append(", ".join(bounds))
+    if aff.versions and not parts:
+        listed = ", ".join(aff.versions[:10])
+        parts.append(f"=={listed}{' ...' if len(aff.versions) > 10 else ''}")
+    return "; ".join(parts)
+
+
 def _every_version(adv: Advisory, dep: Dependency) -> bool:
     """A MAL- advisory that affects every version (introduced 0, never fixed)."""
     for aff in adv.affected:
@@ -128,7 +156,7 @@ def _facts(db: VulnDB, group: list[Advisory], dep: Dependency) -> dict[str, Any]
     kev = db.kev(cve) if cve else None
     cvss = best(_vectors(db, group))
     fixed = sorted({v for a in group for v in versions.fixed_versions(a, dep.name)},
-                   key=versions.sort_key)
+                   key=_version_key)
     malicious = any(a.is_malicious for a in group)
     summary = next((a.summary for a in group if a.summary), "")
     refs = tuple(dict.fromkeys(r for a in group for r in a.references))
@@ -150,7 +178,7 @@ def _vulnerability_json(dep: Dependency, info: Mapping[str, Any],
         "package": dep.name,
         "ecosystem": dep.ecosystem,
         "version": dep.version or dep.spec,
-        "affected": sorted({versions.describe(aff) for a in group for aff in a.affected
+        "affected": sorted({_describe(aff) for a in group for aff in a.affected
                             if versions.normalise(aff.ecosystem, aff.name)
                             == versions.normalise(dep.ecosystem, dep.name)}),
         "fixed": info["fixed"],
@@ -180,8 +208,9 @@ def _vulnerability_finding(db: VulnDB, fact: Fact, dep: Dependency,
                    f"{also}. {info['summary']}").strip()
         remediation = rules.MALICIOUS_PACKAGE.remediation
     else:
+        summary = info["summary"].rstrip(". ")
         message = f"{dep.name} {version} is affected by {info['primary']}{also}: " \
-                  f"{info['summary']}{fixed}"
+                  f"{summary}.{fixed}"
         remediation = (f"Upgrade {dep.name} to {info['fixed'][0]} or later "
                        f"(fixed versions: {', '.join(info['fixed'])}) and regenerate the lock "
                        "file." if info["fixed"] else
@@ -204,7 +233,7 @@ def _framework_finding(db: VulnDB, fact: Fact, dep: Dependency,
                        groups: list[list[Advisory]]) -> Finding:
     infos = [_facts(db, g, dep) for g in groups]
     ids = [i["primary"] for i in infos]
-    fixed = sorted({v for i in infos for v in i["fixed"]}, key=versions.sort_key)
+    fixed = sorted({v for i in infos for v in i["fixed"]}, key=_version_key)
     newest = fixed[-1] if fixed else None
     message = (f"The model records {dep.name} {dep.version} ({dep.source}), which is affected "
                f"by {len(ids)} advisor{'y' if len(ids) == 1 else 'ies'}: "
