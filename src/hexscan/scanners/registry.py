@@ -15,6 +15,7 @@ from hexscan.scanners.base import Scanner
 from hexscan.scanners.caffe import CaffeScanner
 from hexscan.scanners.coreml import CoreMLScanner
 from hexscan.scanners.darknet import DarknetScanner
+from hexscan.scanners.dependencies import DependenciesScanner
 from hexscan.scanners.entropy import EntropyScanner
 from hexscan.scanners.format import FormatScanner
 from hexscan.scanners.gguf import GGUFScanner
@@ -36,7 +37,7 @@ BUILTIN: tuple[type[Scanner], ...] = (FormatScanner, PickleScanner, OnnxScanner,
                                       TorchScriptScanner, KerasScanner,
                                       SafetensorsScanner, GGUFScanner, TemplateScanner,
                                       MetadataScanner, TFCheckpointScanner,
-                                      ModelCardScanner)
+                                      ModelCardScanner, DependenciesScanner)
 
 
 def _plugin_classes(plugins: Iterable[str]) -> list[type[Scanner]]:
