@@ -105,12 +105,29 @@ def scan(paths: tuple[str, ...], fmt: str | None, as_json: bool, config_path: st
         _usage_error(str(exc))
     if config.verbose:
         click.echo(json.dumps(config_mod.describe(config), default=str), err=True)
+    _check_inputs(list(paths), config)
     report = _run_with_progress(list(paths), config)
     report = _finish(report, config)
     _write(report, config)
     if config.sbom:
         _write_file(config.sbom, "cyclonedx", report)
     sys.exit(exit_code(report))
+
+
+def _check_inputs(paths: list[str], config: Any) -> None:
+    """Read .hexignore files and the baseline before scanning: a typo is exit 2 at once,
+    not after an hour-long scan."""
+    import os
+    from pathlib import Path
+
+    from hexscan.post import baseline, suppress
+
+    try:
+        suppress.collect(config, [os.path.abspath(p) for p in paths], Path.cwd())
+        if config.baseline:
+            baseline.load_fingerprints(config.baseline)
+    except ConfigError as exc:
+        _usage_error(str(exc))
 
 
 def _finish(report: Any, config: Any) -> Any:

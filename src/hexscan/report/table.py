@@ -16,15 +16,25 @@ def render(report: ScanReport, color: bool = False) -> str:
     buffer = io.StringIO()
     out = console_for(buffer, color, width=160)
     table = Table(title=f"hex {report.version}: {escape(report.target)}")
-    for column in ("Severity", "Rule", "File", "Member", "Finding"):
+    with_status = report.history is not None
+    columns = ("Severity", "Rule", "File", "Member", "Finding") + (("Status",) if with_status
+                                                                   else ())
+    for column in columns:
         table.add_column(column, overflow="fold")
     for f in report.visible_findings:
         sev = f.effective_severity.name
+        status = [f"{f.status or ''}{' (baseline)' if f.in_baseline else ''}"]
         table.add_row(f"[{STYLE[sev]}]{sev}[/]", f.rule.id, escape(f.file_path),
-                      escape(f.member or ""), escape(f.message))
+                      escape(f.member or ""), escape(f.message),
+                      *(status if with_status else []))
     out.print(table)
     s = summary(report)
     out.print(f"Issues: {s['total_issues']}   errors: {len(report.errors)}   "
-              f"security score: {s['security_score']}/100")
+              f"security score: {s['security_score']}/100   suppressed: {s['suppressed']}")
+    if report.history is not None:
+        out.print(f"Since the last scan: new {s['new']}, existing {s['existing']}, "
+                  f"fixed {s['fixed']}")
+    for warning in report.warnings:
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
     return buffer.getvalue()
 

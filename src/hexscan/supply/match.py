@@ -42,6 +42,7 @@ def apply(report: ScanReport, config: ScanConfig) -> ScanReport:
     found = list(_dependency_findings(db, deps))
     found += list(_model_hash_findings(db, report.files, config.hash))
     warnings = list(report.warnings)
+    warnings += list(db.warnings)  # a corrupt or foreign DB: the embedded set was used
     if deps:
         warnings += _freshness(db, config.vulndb_max_age_days)
     if not found and warnings == list(report.warnings):
