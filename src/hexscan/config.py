@@ -172,6 +172,8 @@ def build(flags: Mapping[str, Any], env: Mapping[str, str] | None = None,
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         merged.update({k: _parse(k, v) for k, v in layer.items()})
+    if merged.get("sbom") or merged.get("format") == "cyclonedx":
+        merged["hash"] = True  # an SBOM without file digests identifies nothing
     try:
         return replace(ScanConfig(), **merged)
     except TypeError as exc:

@@ -29,6 +29,7 @@ from hexscan.model.severity import Severity
 from hexscan.rules import metadata as rules
 from hexscan.rules._rule import Rule
 from hexscan.scanners.base import KindQuota, ScanContext
+from hexscan.scanners.modelcard import model_config_facts
 from hexscan.scanners.safetensors import (
     MetadataCheck,
     Pattern,
@@ -116,6 +117,9 @@ class MetadataScanner:
         if error:
             yield _unreadable(error, "invalid")
             return
+        card = model_config_facts(root)
+        if card:  # architecture, task, licence... for the SBOM's model card
+            ctx.record("model-config", **card)
         yield from ConfigCheck(policy, load_safetensors_policy()).run(root)
 
 
