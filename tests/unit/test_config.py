@@ -86,7 +86,7 @@ def test_no_color(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("flags", [
     {"workers": -1}, {"workers": "x"}, {"timeout": 0}, {"file_timeout": -1},
-    {"format": "xml"}, {"severity": "bogus"}, {"fail_on": "severe"}, {"verbose": "maybe"},
+    {"format": "yaml"}, {"severity": "bogus"}, {"fail_on": "severe"}, {"verbose": "maybe"},
     {"limits": {"max_depth": 0}}, {"limits": {"max_dpeth": 3}}, {"limits": 5},
     {"no_such_setting": 1},
 ])
