@@ -279,3 +279,16 @@ def test_compromised_model_hash_is_critical(tmp_path: Path,
     found = _results(result.json(), "HEX-SUP-004")
     assert [Path(f["file_path"]).name for f in found] == ["innocent-name.bin"]
     assert found[0]["severity"] == "CRITICAL" and result.code == 1
+
+
+def test_conda_package_is_matched_as_its_pypi_project(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "environment.yml").write_text(
+        "name: demo\nchannels: [pytorch]\ndependencies:\n  - python=3.11\n"
+        "  - pytorch=2.5.1=py3.11_cpu_0\n", encoding="utf-8")
+    data = run_hex(str(root), "--json", env={"HEX_HOME": str(tmp_path / "h")}).json()
+    hits = [r for r in _results(data, "HEX-SUP-001") if r["vulnerability"]["id"] == CVE]
+    assert hits, (data["results"], data["facts"])
+    assert hits[0]["vulnerability"]["package"] == "pytorch"
+    assert hits[0]["vulnerability"]["fixed"] == ["2.6.0"]

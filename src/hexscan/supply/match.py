@@ -67,10 +67,11 @@ def _dependency_findings(db: VulnDB, facts: Iterable[Fact]) -> Iterator[Finding]
         dep = _dependency(fact)
         if not dep.name:
             continue
-        key = (dep.ecosystem, versions.normalise(dep.ecosystem, dep.name))
-        if key not in cache:
-            cache[key] = db.advisories_for(dep.ecosystem, dep.name)
-        advisories = cache[key]
+        advisories: list[Advisory] = []
+        for key in versions.lookup_keys(dep):  # a conda package is also its PyPI project
+            if key not in cache:
+                cache[key] = db.advisories_for(*key)
+            advisories += cache[key]
         if not advisories:
             continue
         if dep.version is None or not versions.valid(dep.version):
@@ -115,9 +116,9 @@ def _describe(aff: Affected) -> str:
 
 def _every_version(adv: Advisory, dep: Dependency) -> bool:
     """A MAL- advisory that affects every version (introduced 0, never fixed)."""
+    keys = set(versions.lookup_keys(dep))
     for aff in adv.affected:
-        if versions.normalise(aff.ecosystem, aff.name) != versions.normalise(
-                dep.ecosystem, dep.name):
+        if (aff.ecosystem, versions.normalise(aff.ecosystem, aff.name)) not in keys:
             continue
         if aff.versions and not aff.ranges:
             return True
@@ -156,7 +157,8 @@ def _facts(db: VulnDB, group: list[Advisory], dep: Dependency) -> dict[str, Any]
     epss = db.epss(cve) if cve else None
     kev = db.kev(cve) if cve else None
     cvss = best(_vectors(db, group))
-    fixed = sorted({v for a in group for v in versions.fixed_versions(a, dep.name)},
+    names = {name for _, name in versions.lookup_keys(dep)}
+    fixed = sorted({v for a in group for n in names for v in versions.fixed_versions(a, n)},
                    key=_version_key)
     malicious = any(a.is_malicious for a in group)
     summary = next((a.summary for a in group if a.summary), "")
@@ -180,8 +182,8 @@ def _vulnerability_json(dep: Dependency, info: Mapping[str, Any],
         "ecosystem": dep.ecosystem,
         "version": dep.version or dep.spec,
         "affected": sorted({_describe(aff) for a in group for aff in a.affected
-                            if versions.normalise(aff.ecosystem, aff.name)
-                            == versions.normalise(dep.ecosystem, dep.name)}),
+                            if (aff.ecosystem, versions.normalise(aff.ecosystem, aff.name))
+                            in set(versions.lookup_keys(dep))}),
         "fixed": info["fixed"],
         "summary": info["summary"],
         "published": info["published"],

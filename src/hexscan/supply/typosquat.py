@@ -3,7 +3,8 @@
 A requirement on ``tourch`` or ``scikit-lern`` installs whatever someone registered under that
 name. After PEP 503 normalisation (``Scikit_Learn`` is ``scikit-learn``, not a typo), a name is
 reported when it is within Damerau-Levenshtein distance 1 of a listed name (2 for listed
-names of 8 or more characters), or is a listed name behind a ``python-`` / ``py-`` prefix.
+names of 8 or more characters; names under 5 characters only by two swapped adjacent
+letters), or is a listed name behind a ``python-`` / ``py-`` prefix.
 Listed names and the allowlist of real near-names are never reported.
 """
 
@@ -58,18 +59,34 @@ def typosquat_of(name: str) -> str | None:
         return None
     if candidate in policy.names or candidate in policy.allowlist:
         return None
+    return nearest(candidate, policy)
+
+
+def nearest(candidate: str, policy: TyposquatPolicy) -> str | None:
+    """The listed name a normalised, unlisted name is within reach of (allowlist not applied)."""
     for prefix in policy.prefixes:
         if candidate.startswith(prefix) and candidate[len(prefix):] in policy.names:
             return candidate[len(prefix):]
     best: tuple[int, str] | None = None
     for target in policy.names:
         if len(target) < policy.min_length:
+            if swapped(candidate, target):
+                best = best or (1, target)
             continue
         cap = policy.long_distance if len(target) >= policy.long_length else policy.short_distance
         distance = damerau_levenshtein(candidate, target, cap)
         if distance <= cap and (best is None or distance < best[0]):
             best = (distance, target)
     return best[1] if best else None
+
+
+def swapped(a: str, b: str) -> bool:
+    """Whether ``a`` is ``b`` with two adjacent, different letters swapped."""
+    if len(a) != len(b):
+        return False
+    diffs = [i for i in range(len(a)) if a[i] != b[i]]
+    return (len(diffs) == 2 and diffs[1] == diffs[0] + 1
+            and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]])
 
 
 def damerau_levenshtein(a: str, b: str, cap: int) -> int:
@@ -89,4 +106,4 @@ def damerau_levenshtein(a: str, b: str, cap: int) -> int:
         if min(current) > cap:
             return cap + 1
         before, previous = previous, current
-    return previous[-1]
+    return min(previous[-1], cap + 1)

@@ -32,7 +32,7 @@ _PEP503 = re.compile(r"[-_.]+")
 _SEMVER = re.compile(
     r"^v?(?P<major>\d+)(?:\.(?P<minor>\d+))?(?:\.(?P<patch>\d+))?"
     r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
-    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$")
+    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?\Z", re.ASCII)
 #: OSV ecosystems whose ECOSYSTEM ranges follow SemVer ordering closely enough to compare.
 _SEMVER_ECOSYSTEMS = frozenset({"npm", "crates.io", "go", "hex", "pub", "nuget"})
 _MAX_VERSION_CHARS = 200

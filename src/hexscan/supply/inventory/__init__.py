@@ -13,7 +13,12 @@ import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
-from hexscan.supply.inventory._common import MAX_ENTRIES, MAX_TEXT_BYTES, InventoryError
+from hexscan.supply.inventory._common import (
+    MAX_ENTRIES,
+    MAX_TEXT_BYTES,
+    InventoryError,
+    check_size,
+)
 from hexscan.supply.inventory.configs import framework_from_onnx, framework_versions
 from hexscan.supply.records import Dependency
 
@@ -25,7 +30,7 @@ __all__ = [
 _REQUIREMENTS = re.compile(r"(requirements[\w.-]*\.txt|constraints[\w.-]*\.txt|[\w.-]+\.in)")
 _CONDA = re.compile(r"(environment|conda)\.ya?ml")
 
-#: Manifest kind -> reader. The kind is also the ``source`` of what the reader returns.
+#: A reader: (file name, text) -> dependencies; the manifest kind is their ``source``.
 Reader = Callable[[str, str], list[Dependency]]
 
 
@@ -70,8 +75,6 @@ def read(name: str, text: str) -> list[Dependency]:
     kind = kind_of(name)
     if kind is None:
         return []
-    from hexscan.supply.inventory._common import check_size
-
     check_size(text)
     try:
         return _readers()[kind](name, text)
@@ -88,7 +91,6 @@ def includes(name: str, text: str) -> list[str]:
     if kind is None:
         return []
     from hexscan.supply.inventory import requirements, setupcfg
-    from hexscan.supply.inventory._common import check_size
 
     check_size(text)
     if kind == "requirements":

@@ -160,12 +160,15 @@ class LineFinder:
         self.cursor = 0
 
     def find(self, test: Callable[[str], bool]) -> int | None:
-        """The 1-based number of the next line passing ``test``, or None."""
+        """The 1-based number of the next line passing ``test`` (else the last hit's line,
+        for several values written on one line), or None."""
         end = min(len(self.lines), self.cursor + self.WINDOW)
         for index in range(self.cursor, end):
             if test(self.lines[index]):
                 self.cursor = index + 1
                 return index + 1
+        if self.cursor and test(self.lines[self.cursor - 1]):
+            return self.cursor
         return None
 
     def find_text(self, needle: str) -> int | None:

@@ -15,7 +15,7 @@ import re
 from functools import cache
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from hexscan.policy import lists
 from hexscan.supply.inventory._common import Collector, InventoryError, LineFinder
@@ -25,7 +25,10 @@ from hexscan.supply.records import Dependency
 SOURCE = "environment.yml"
 _NAME = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.\-]*)")
 _BRACKET_VERSION = re.compile(r"""version\s*=\s*['"]?([^'",\]]+)""")
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: Above this nesting bound the pure-Python SafeLoader is used: libyaml's composer recurses on
+#: the C stack without Python's recursion limit, and very deep nesting crashes the process.
+_FAST_MAX_DEPTH = 1000
 
 
 @cache
@@ -41,7 +44,8 @@ def _key(name: str) -> str:
 
 def parse(name: str, text: str) -> list[Dependency]:
     try:
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a SafeLoader (C or Python)
+        loader = _FAST_LOADER if _nesting_bound(text) <= _FAST_MAX_DEPTH else yaml.SafeLoader
+        data = yaml.load(text, Loader=loader)  # noqa: S506  # noqa: hex-safe (SafeLoader)
     except (yaml.YAMLError, UnicodeError) as exc:
         raise InventoryError(f"{SOURCE} is not valid YAML: {str(exc)[:200]}") from exc
     except RecursionError as exc:
@@ -65,6 +69,19 @@ def parse(name: str, text: str) -> list[Dependency]:
                 if dep is not None:
                     collector.add(dep)
     return collector.items
+
+
+def _nesting_bound(text: str) -> int:
+    """An upper bound on how deeply the YAML nests: indentation, plus every indicator
+    character on the line, plus the open flow brackets carried over from earlier lines."""
+    worst = brackets = 0
+    for line in text.splitlines():
+        body = line.lstrip(" ")
+        indicators = body.count("-") + body.count("?") + body.count(":")
+        opened = body.count("[") + body.count("{")
+        worst = max(worst, len(line) - len(body) + indicators + brackets + opened)
+        brackets = max(0, brackets + opened - body.count("]") - body.count("}"))
+    return worst
 
 
 def conda_dependency(spec: str, line: int | None = None) -> Dependency | None:
