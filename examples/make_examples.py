@@ -219,6 +219,14 @@ def nested_zip(path: Path) -> None:
 
 
 #: (relative path, builder). The order is the order of the README table.
+def vulnerable_requirements(path: Path) -> None:
+    """What a model repository pins: torch 2.5.1 has CVE-2025-32434 (fixed in 2.6.0)."""
+    path.write_text("# environment this model was trained with\n"
+                    "numpy==2.1.3\n"
+                    "torch==2.5.1\n"
+                    "safetensors>=0.4\n", encoding="utf-8")
+
+
 EXAMPLES: list[tuple[str, Callable[[Path], None]]] = [
     ("benign/tiny_mlp_state_dict.pt", torch_state_dict),
     ("benign/sklearn_pipeline.joblib", sklearn_pipeline),
@@ -230,6 +238,7 @@ EXAMPLES: list[tuple[str, Callable[[Path], None]]] = [
     ("malicious/poisoned_checkpoint.pt", malicious_torch),
     ("malicious/disguised_pickle.safetensors", disguised_safetensors),
     ("malicious/nested_bundle.zip", nested_zip),
+    ("vulnerable/requirements.txt", vulnerable_requirements),
 ]
 
 
