@@ -124,7 +124,8 @@ def test_json_report_shape(cwd: Path, mixed: Path) -> None:
                                     "security_score"}
     assert data["summary"]["total_issues"] == len(data["results"]) == 3
     assert data["summary"]["medium"] == 1 and data["summary"]["low"] == 2
-    assert all(set(f) == {"path", "member", "format", "size", "status", "reason", "sha256"}
+    assert all(set(f) == {"path", "member", "format", "size", "status", "reason", "sha256",
+                                 "rel_path"}
                for f in data["files"])
     assert data["skipped"] == [f for f in data["files"] if f["status"] == "skipped"]
     assert data["files_scanned"] == sum(f["status"] == "scanned" for f in data["files"])
@@ -309,7 +310,7 @@ def test_clear_is_accepted(cwd: Path, mixed: Path) -> None:
 
 @pytest.mark.parametrize("args", [
     ["--workers", "-1"], ["-w", "many"], ["--timeout", "0"], ["--file-timeout", "-5"],
-    ["--format", "xml"], ["--severity", "bogus"], ["--fail-on", "severe"],
+    ["--format", "yaml"], ["--severity", "bogus"], ["--fail-on", "severe"],
     ["--no-such-flag"], ["--config", "missing.toml"],
 ])
 def test_bad_flags_are_usage_errors(cwd: Path, mixed: Path, args: list[str]) -> None:
@@ -332,7 +333,7 @@ def test_bad_environment_is_a_usage_error(cwd: Path, mixed: Path, env: dict[str,
     "workers = [",                       # not TOML
     "wrokers = 2",                       # unknown key
     "workers = 'two'",                   # bad value
-    "format = 'xml'",
+    "format = 'yaml'",
     "fail_on = 'severe'",
     "[limits]\nmax_depth = 0",            # a limit must be positive
     "[limits]\nmax_dpeth = 3",            # unknown limit

@@ -67,7 +67,8 @@ def make_purl(ecosystem: str, name: str, version: str | None) -> PackageURL | No
     """The purl of a package; npm scopes, Maven groups and Go paths become the namespace.
 
     None when the name is not one a purl can carry (packageurl normalises some names
-    away entirely, e.g. one made only of whitespace).
+    away entirely, e.g. one made only of whitespace, and control characters do not
+    round-trip).
     """
     kind = purl_type(ecosystem)
     namespace: str | None = None
@@ -79,7 +80,11 @@ def make_purl(ecosystem: str, name: str, version: str | None) -> PackageURL | No
     try:
         purl = PackageURL(type=kind, namespace=namespace or None, name=name,
                           version=version or None)
-        purl.to_string()
+        text = purl.to_string()
+        # a name with control characters does not survive a round trip (percent-escape
+        # case differs); such a "package" is not one any installer would fetch
+        if PackageURL.from_string(text).to_string() != text:
+            return None
     except (ValueError, TypeError):
         return None
     return purl
