@@ -9,8 +9,8 @@ order and small shifts inside a file.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hexscan.model.severity import Severity
