@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-import yaml
+import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from hexscan.discover.artifact import Artifact
 from hexscan.discover.streams import read_up_to

@@ -98,14 +98,9 @@ def band(base_score: float) -> str:
 
 
 def band_v2(base_score: float) -> str:
-    """NVD's v2 rating (no CRITICAL band; 0.0 read as NONE like v3)."""
-    if base_score >= 7.0:
-        return "HIGH"
-    if base_score >= 4.0:
-        return "MEDIUM"
-    if base_score > 0.0:
-        return "LOW"
-    return "NONE"
+    """NVD's v2 rating: the v3 bands without CRITICAL (0.0 read as NONE like v3)."""
+    rating = band(base_score)
+    return "HIGH" if rating == "CRITICAL" else rating
 
 
 def best(vectors: Sequence[SeverityVector]) -> Cvss | None:

@@ -126,7 +126,7 @@ class HttpClient:
                     return min(max(delta, 0.0), self.max_retry_after)
                 except (TypeError, ValueError):
                     pass
-        return min(self.backoff * (2 ** attempt), self.max_retry_after)
+        return min(self.backoff * float(2 ** attempt), self.max_retry_after)
 
     def _save(self, resp: requests.Response, progress: Callable[[int], None] | None) -> str:
         fd, path = tempfile.mkstemp(prefix="hex-feed-")
