@@ -428,3 +428,24 @@ def test_a_report_without_roots_still_has_relative_locations(validator: Any) -> 
     run = rendered(report_of(Path("/abs"), [finding], roots=()), validator)
     assert uri_of(run["results"][0]) == "models/evil.pkl"
     assert "originalUriBaseIds" not in run
+
+
+def test_vulnerable_dependency_scan_gives_valid_sarif_with_cvss(tmp_path: Path,
+                                                                validator: Any) -> None:
+    """A real supply-chain finding: the rule's security-severity is the CVSS base score."""
+    (tmp_path / "requirements.txt").write_text("torch==2.5.1\n", encoding="utf-8")
+    result = run_hex(str(tmp_path), "--format", "sarif",
+                     env={"HEX_HOME": str(tmp_path / ".home")})
+    assert result.code == EXIT_FINDINGS, result.stderr
+    run = check(result.stdout, validator)
+    hits = [r for r in run["results"] if r["ruleId"] == "HEX-SUP-001"
+            and r["properties"]["vulnerability"]["id"] == "CVE-2025-32434"]
+    assert len(hits) == 1
+    hit = hits[0]
+    assert hit["level"] == "error"
+    assert hit["properties"]["cvss"]["base_score"] == 9.8
+    assert hit["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
+        "requirements.txt"
+    assert hit["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+    rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "HEX-SUP-001")
+    assert rule["properties"]["security-severity"] == "9.8"
