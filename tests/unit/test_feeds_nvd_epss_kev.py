@@ -105,6 +105,17 @@ def test_paging_stops_at_total_results(httpserver: HTTPServer, client: HttpClien
     assert cursor == "2026-11-25T11:58:01.123+00:00"  # the server's timestamp, in UTC
 
 
+def test_keep_drops_unwanted_records_while_paging(httpserver: HTTPServer,
+                                                   client: HttpClient) -> None:
+    """A full mirror keeps only the CVEs hex needs; paging still reads every page."""
+    world = serve_nvd(httpserver, [nvd_cve(f"CVE-2026-000{n}") for n in range(1, 6)])
+    wanted = {"CVE-2026-0002", "CVE-2026-0005"}
+    records, _ = fetch_nvd(client, httpserver.url_for("/rest/json/cves/2.0"), since=None,
+                           api_key=None, page_size=2, now=NOW, keep=wanted.__contains__)
+    assert sorted(r.cve for r in records) == sorted(wanted)
+    assert [req.args["startIndex"] for req in world.requests] == ["0", "2", "4"]
+
+
 def test_api_key_header_only_when_given(httpserver: HTTPServer, client: HttpClient,
                                         sleeps: list[float]) -> None:
     world = serve_nvd(httpserver, [nvd_cve(f"CVE-2026-000{n}") for n in range(1, 4)])

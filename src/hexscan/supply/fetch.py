@@ -207,17 +207,16 @@ class Fetcher:
         url = self._url(self.config.nvd_url, DEFAULT_NVD_URL)
         since = None if self.full or info is None else info.cursor
         api_key = self.env.get("NVD_API_KEY") or None
-        records, cursor = fetch_nvd(self.client, url, since=since, api_key=api_key,
-                                    progress=self.reporter.pages)
         wanted = writer.referenced_cves()
-        keep = [r for r in records if r.cve in wanted]
+        keep, cursor = fetch_nvd(self.client, url, since=since, api_key=api_key,
+                                 progress=self.reporter.pages, keep=wanted.__contains__)
         if since is None:
             writer.clear_nvd()
         out.written = writer.upsert_nvd(keep)
         out.total = writer.count("nvd_cve")
         out.status = "updated"
-        out.notes.append(f"{len(records)} CVE record(s) read, {len(keep)} named by an "
-                         "advisory kept" + ("" if api_key else "; no NVD_API_KEY: NVD "
+        out.notes.append(f"{len(keep)} CVE record(s) named by an advisory kept"
+                         + ("" if api_key else "; no NVD_API_KEY: NVD "
                                             "allows 5 requests per 30 s without one"))
         writer.set_source("nvd", url=redact(url), etag=None, last_modified=None,
                           cursor=cursor, record_count=out.total)

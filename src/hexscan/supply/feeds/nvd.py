@@ -43,7 +43,8 @@ _ORIGINS = {"Primary": "nvd-primary", "Secondary": "nvd-secondary"}
 def fetch_nvd(client: HttpClient, url: str, *, since: str | None, api_key: str | None,
               page_size: int = MAX_PAGE_SIZE,
               progress: Callable[[int, int], None] | None = None,
-              now: datetime | None = None) -> tuple[list[NvdCve], str]:
+              now: datetime | None = None,
+              keep: Callable[[str], bool] | None = None) -> tuple[list[NvdCve], str]:
     """Fetch CVE records from the NVD API at ``url``; return them and the new cursor.
 
     Without ``since`` this is a full mirror (every page up to ``totalResults``) and the
@@ -53,12 +54,13 @@ def fetch_nvd(client: HttpClient, url: str, *, since: str | None, api_key: str |
     ``now`` and the cursor is the end of the last window. ``progress(done, total)`` is
     called after each page with the records read so far and the totals announced so far.
     A CVE seen twice (records shift between pages while NVD is updated) is kept once, in
-    its latest form.
+    its latest form. ``keep(cve_id)`` drops unwanted records page by page, so a full
+    mirror of ~300k CVEs holds only the ones hex needs in memory.
     """
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, not {page_size}")
     end = _utc(now or datetime.now(UTC))
-    pager = _Pager(client, url, api_key, page_size, progress)
+    pager = _Pager(client, url, api_key, page_size, progress, keep)
     if since is None:
         stamp = pager.run({})
         return pager.records(), _cursor_from_stamp(stamp, end)
@@ -92,8 +94,10 @@ class _Pager:
     """The page loop over one query, shared by the full mirror and each lastMod window."""
 
     def __init__(self, client: HttpClient, url: str, api_key: str | None, page_size: int,
-                 progress: Callable[[int, int], None] | None) -> None:
+                 progress: Callable[[int, int], None] | None,
+                 keep: Callable[[str], bool] | None = None) -> None:
         self.client = client
+        self.keep = keep
         self.url = url
         self.headers = {"apiKey": api_key} if api_key else {}
         self.pause = PAUSE_WITH_KEY if api_key else PAUSE_WITHOUT_KEY
@@ -122,6 +126,8 @@ class _Pager:
             if self.seen > MAX_RECORDS:
                 raise FeedError(f"{self.url}: more than {MAX_RECORDS} records")
             for record in records:
+                if self.keep is not None and not self.keep(record.cve):
+                    continue
                 kept = self.by_id.get(record.cve)
                 if kept is None or kept.last_modified <= record.last_modified:
                     self.by_id[record.cve] = record
