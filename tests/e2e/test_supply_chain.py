@@ -292,3 +292,19 @@ def test_conda_package_is_matched_as_its_pypi_project(tmp_path: Path) -> None:
     assert hits, (data["results"], data["facts"])
     assert hits[0]["vulnerability"]["package"] == "pytorch"
     assert hits[0]["vulnerability"]["fixed"] == ["2.6.0"]
+
+
+def test_keras_version_in_h5_attributes_is_checked(tmp_path: Path) -> None:
+    """Keras 2 .h5 files record keras_version as a root attribute (read by h5py)."""
+    import h5py
+
+    from fixtures.formats import write_keras_h5
+
+    path = tmp_path / "model.h5"
+    write_keras_h5(path)
+    with h5py.File(path, "a") as f:
+        f.attrs["keras_version"] = b"2.12.0"
+    data = run_hex(str(path), "--json", env={"HEX_HOME": str(tmp_path / "h")}).json()
+    found = _results(data, "HEX-SUP-005")
+    assert found and found[0]["evidence"]["package"] == "keras"
+    assert "CVE-2024-3660" in {a["id"] for a in found[0]["evidence"]["advisories"]}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any, ClassVar
@@ -34,6 +34,7 @@ from hexscan.parsers.keras import (
 from hexscan.rules import keras as rules
 from hexscan.rules._rule import Rule
 from hexscan.scanners.base import ScanContext
+from hexscan.supply.inventory import framework_versions
 
 _KERAS_METADATA = "keras_metadata.pb"
 _CONFIG_FORMATS = frozenset({Format.MODEL_CONFIG, Format.JSON})
@@ -90,7 +91,7 @@ class KerasScanner:
     def _configs(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         fmt = ctx.format
         if fmt in (Format.KERAS_H5, Format.HDF5):
-            yield from self._h5(artifact, fmt)
+            yield from self._h5(artifact, fmt, ctx)
         elif fmt in _CONFIG_FORMATS:
             yield from self._json(artifact)
         elif artifact.basename.lower() == _KERAS_METADATA:
@@ -99,7 +100,7 @@ class KerasScanner:
                     tree = parse_json(meta, f"keras_metadata.pb node {path}")
                     yield from judge_config(tree, f"keras_metadata:{path}")
 
-    def _h5(self, artifact: Artifact, fmt: Format) -> Iterator[Finding]:
+    def _h5(self, artifact: Artifact, fmt: Format, ctx: ScanContext) -> Iterator[Finding]:
         if artifact.parent_format is Format.KERAS_V3 and fmt is Format.HDF5:
             return  # model.weights.h5 of a .keras zip: weights only, config is config.json
         with artifact.open() as stream:
@@ -113,6 +114,10 @@ class KerasScanner:
             if attr in h5.attrs:
                 tree = parse_json(h5.attrs[attr], f"H5 attribute {attr}")
                 yield from judge_config(tree, attr)
+        # the Keras version that wrote the file, for the supply-chain matcher
+        for dep in framework_versions(artifact.basename,
+                                      {"keras_version": h5.attrs.get("keras_version")}):
+            ctx.record("dependency", **asdict(dep))
 
     def _json(self, artifact: Artifact) -> Iterator[Finding]:
         in_keras_zip = artifact.parent_format is Format.KERAS_V3 and \
