@@ -297,7 +297,6 @@ def test_conda_package_is_matched_as_its_pypi_project(tmp_path: Path) -> None:
 def test_keras_version_in_h5_attributes_is_checked(tmp_path: Path) -> None:
     """Keras 2 .h5 files record keras_version as a root attribute (read by h5py)."""
     import h5py
-
     from fixtures.formats import write_keras_h5
 
     path = tmp_path / "model.h5"
