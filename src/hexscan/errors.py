@@ -21,3 +21,7 @@ class LimitExceeded(HexError):
     def __init__(self, limit: str, message: str) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class VulnDBError(HexError):
+    """The vulnerability DB cannot be read, updated, imported or exported."""

@@ -19,7 +19,7 @@ import pytest
 from cvss import CVSS3, CVSS4
 from packaging.version import InvalidVersion, Version
 
-from hexscan.supply.db import parse_curated
+from hexscan.supply.curated import parse_curated
 from hexscan.supply.feeds.osv import parse_osv, parse_time
 
 ID_RE = re.compile(r"^(GHSA|PYSEC|CVE|MAL)-")

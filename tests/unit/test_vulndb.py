@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
+from hexscan.errors import VulnDBError
 from hexscan.supply import db as dbmod
-from hexscan.supply.db import VulnDB, VulnDBError, VulnDBWriter, export_db, import_db
+from hexscan.supply.curated import parse_curated
+from hexscan.supply.db import VulnDB
+from hexscan.supply.db_write import VulnDBWriter, export_db, import_db
 from hexscan.supply.feeds import osv
 from hexscan.supply.feeds.http import FeedError
 from hexscan.supply.feeds.models import parse_models
@@ -230,7 +233,7 @@ def test_model_feed_is_parsed_strictly() -> None:
 
 def test_shipped_curated_set_parses_strictly() -> None:
     data = Path(dbmod.__file__).with_name("data").joinpath("curated.json").read_bytes()
-    curated = dbmod.parse_curated(data)
+    curated = parse_curated(data)
     assert curated.generated and TORCH_GHSA in curated.advisories
 
 

@@ -143,7 +143,7 @@ def _status_data(config: Any) -> dict[str, Any]:
 @_CONFIG
 def status(as_json: bool, config_path: str | None) -> None:
     """Show what the DB holds: sources, when fetched, record counts, cursors."""
-    from hexscan.supply.db import VulnDBError
+    from hexscan.errors import VulnDBError
 
     config = _config(config_path)
     try:
@@ -192,7 +192,8 @@ def export_cmd(file: str, config_path: str | None) -> None:
     The copy is consistent even while a fetch runs; `hex vulnfetch import FILE` installs
     it on the other machine.
     """
-    from hexscan.supply.db import VulnDBError, export_db
+    from hexscan.errors import VulnDBError
+    from hexscan.supply.db_write import export_db
 
     config = _config(config_path)
     try:
@@ -210,7 +211,8 @@ def import_cmd(file: str, config_path: str | None) -> None:
 
     FILE's schema version and integrity are checked first; the swap is atomic.
     """
-    from hexscan.supply.db import VulnDBError, import_db
+    from hexscan.errors import VulnDBError
+    from hexscan.supply.db_write import import_db
 
     config = _config(config_path)
     try:

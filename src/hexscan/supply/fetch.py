@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from hexscan.config import ScanConfig
-from hexscan.supply.db import VulnDBError, VulnDBWriter, db_path
+from hexscan.errors import VulnDBError
+from hexscan.supply.db import db_path
+from hexscan.supply.db_write import VulnDBWriter
 from hexscan.supply.feeds import osv
 from hexscan.supply.feeds.http import FeedError, HttpClient
 

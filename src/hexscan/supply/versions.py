@@ -41,9 +41,14 @@ SortKey = Any
 Parser = Callable[[str], SortKey]
 
 
+def ecosystem_key(ecosystem: str) -> str:
+    """OSV ecosystem names compared without case ("PyPI" and "pypi" are one ecosystem)."""
+    return ecosystem.strip().lower()
+
+
 def normalise(ecosystem: str, name: str) -> str:
     """The name as OSV and the DB compare it: PEP 503 for PyPI, as written elsewhere."""
-    if ecosystem.strip().lower() == "pypi":
+    if ecosystem_key(ecosystem) == "pypi":
         return _PEP503.sub("-", name.strip()).lower()
     return name.strip()
 
