@@ -280,7 +280,7 @@ def _file_group(entry: FileEntry | None, path: str, member: str | None,
         status = f'<span class="status-{text(entry.status.value)}">' \
                  f"{text(entry.status.value)}</span>{reason}"
     row = (f'<tr class="file-row"><th scope="row">{_where(path, member)}</th>'
-           f'<td>{fmt}</td><td class="num">{size}</td><td>{status}</td>'
+           f'<td>{fmt}</td><td class="num">{size}</td><td class="status">{status}</td>'
            f'<td class="num">{len(findings)}</td>'
            f"<td>{_badge(worst.name) if worst is not None else '—'}</td></tr>")
     detail = ""

@@ -86,6 +86,7 @@ th, td { text-align: left; padding: 6px 10px; vertical-align: top;
 thead th { border-bottom: 2px solid var(--line); font-size: 0.85rem; color: var(--muted); }
 tbody.file { border-top: 1px solid var(--line); }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.status > span:first-child { white-space: nowrap; }
 tr.detail td { padding-top: 0; }
 .badge { display: inline-block; min-width: 5.6em; text-align: center; padding: 1px 6px;
   border-radius: 4px; font-size: 0.78rem; font-weight: 700; letter-spacing: 0.02em;
