@@ -70,8 +70,7 @@ def run(targets: list[str], config: ScanConfig, progress: Progress | None = None
 
     run_tasks(found.tasks, worker_settings(config), config.workers, config.file_timeout,
               deadline, on_result)
-    findings.sort(key=lambda f: (-f.effective_severity, f.file_path, f.member or "",
-                                 f.rule.id, f.key))
+    findings.sort(key=lambda f: f.report_order)
     files.sort(key=lambda f: (f.path, f.member or ""))
     errors.sort(key=lambda e: (e.path, e.member or "", e.kind, e.message))
     facts.sort(key=lambda x: (x.path, x.member or "", x.kind))

@@ -129,6 +129,12 @@ class Finding:
                        scanner=scanner)
 
     @property
+    def report_order(self) -> tuple[int, str, str, str, str]:
+        """How reports list findings: worst first, then by file, member, rule and key."""
+        return (-self.effective_severity, self.file_path, self.member or "", self.rule.id,
+                self.key)
+
+    @property
     def fingerprint(self) -> str:
         """Stable identity: rule, root-relative path, member and evidence key."""
         parts = [self.rule.id, self.rel_path, self.member or "", self.key]

@@ -25,7 +25,7 @@ from hexscan.rules import supply as rules
 from hexscan.supply import versions
 from hexscan.supply.cvss import best, finding_severity
 from hexscan.supply.db import VulnDB
-from hexscan.supply.records import Advisory, Affected, Dependency, SeverityVector
+from hexscan.supply.records import Advisory, Affected, Dependency, NvdCve, SeverityVector
 
 SCANNER = "dependencies"
 #: Sources that are versions recorded inside model files, not installable pins.
@@ -47,9 +47,7 @@ def apply(report: ScanReport, config: ScanConfig) -> ScanReport:
         warnings += _freshness(db, config.vulndb_max_age_days)
     if not found and warnings == list(report.warnings):
         return report
-    findings = sorted((*report.findings, *found),
-                      key=lambda f: (-f.effective_severity, f.file_path, f.member or "",
-                                     f.rule.id, f.key))
+    findings = sorted((*report.findings, *found), key=lambda f: f.report_order)
     return replace(report, findings=tuple(findings), warnings=tuple(warnings))
 
 
@@ -114,11 +112,16 @@ def _describe(aff: Affected) -> str:
     return "; ".join(parts)
 
 
+def _about(aff: Affected, keys: set[tuple[str, str]]) -> bool:
+    """Is this affected entry about the dependency (one of its lookup keys)?"""
+    return (aff.ecosystem, versions.normalise(aff.ecosystem, aff.name)) in keys
+
+
 def _every_version(adv: Advisory, dep: Dependency) -> bool:
     """A MAL- advisory that affects every version (introduced 0, never fixed)."""
     keys = set(versions.lookup_keys(dep))
     for aff in adv.affected:
-        if (aff.ecosystem, versions.normalise(aff.ecosystem, aff.name)) not in keys:
+        if not _about(aff, keys):
             continue
         if aff.versions and not aff.ranges:
             return True
@@ -129,23 +132,18 @@ def _every_version(adv: Advisory, dep: Dependency) -> bool:
     return False
 
 
-def _vectors(db: VulnDB, group: list[Advisory]) -> list[SeverityVector]:
-    vectors: list[SeverityVector] = []
-    for cve in sorted({a.cve for a in group if a.cve}):
-        nvd = db.nvd(cve)
-        if nvd is not None:
-            vectors.extend(nvd.vectors)
-    for adv in group:
-        vectors.extend(adv.severity)
-    return vectors
+def _nvd_records(db: VulnDB, group: list[Advisory]) -> list[NvdCve]:
+    """The NVD records of the group's CVEs, looked up once for vectors and CWEs alike."""
+    found = (db.nvd(cve) for cve in sorted({a.cve for a in group if a.cve}))
+    return [rec for rec in found if rec is not None]
 
 
-def _cwes(db: VulnDB, group: list[Advisory]) -> tuple[str, ...]:
-    cwes = {c for a in group for c in a.cwes}
-    for cve in {a.cve for a in group if a.cve}:
-        nvd = db.nvd(cve)
-        if nvd is not None:
-            cwes.update(nvd.cwes)
+def _vectors(group: list[Advisory], nvd: list[NvdCve]) -> list[SeverityVector]:
+    return [v for rec in nvd for v in rec.vectors] + [v for a in group for v in a.severity]
+
+
+def _cwes(group: list[Advisory], nvd: list[NvdCve]) -> tuple[str, ...]:
+    cwes = {c for a in group for c in a.cwes} | {c for rec in nvd for c in rec.cwes}
     return tuple(sorted(cwes, key=lambda c: (len(c), c)))
 
 
@@ -156,7 +154,8 @@ def _facts(db: VulnDB, group: list[Advisory], dep: Dependency) -> dict[str, Any]
     cve = next((a.cve for a in group if a.cve), None)
     epss = db.epss(cve) if cve else None
     kev = db.kev(cve) if cve else None
-    cvss = best(_vectors(db, group))
+    nvd = _nvd_records(db, group)
+    cvss = best(_vectors(group, nvd))
     names = {name for _, name in versions.lookup_keys(dep)}
     fixed = sorted({v for a in group for n in names for v in versions.fixed_versions(a, n)},
                    key=_version_key)
@@ -166,7 +165,7 @@ def _facts(db: VulnDB, group: list[Advisory], dep: Dependency) -> dict[str, Any]
     return {
         "primary": primary, "aliases": aliases, "cve": cve, "epss": epss, "kev": kev,
         "cvss": cvss, "fixed": fixed, "malicious": malicious, "summary": summary,
-        "references": refs[:10], "cwes": _cwes(db, group),
+        "references": refs[:10], "cwes": _cwes(group, nvd),
         "published": min((a.published for a in group if a.published), default=None),
         "severity": finding_severity(cvss, epss, kev, malicious),
     }
@@ -175,6 +174,7 @@ def _facts(db: VulnDB, group: list[Advisory], dep: Dependency) -> dict[str, Any]
 def _vulnerability_json(dep: Dependency, info: Mapping[str, Any],
                         group: list[Advisory]) -> dict[str, Any]:
     epss, kev = info["epss"], info["kev"]
+    keys = set(versions.lookup_keys(dep))
     return {
         "id": info["primary"],
         "aliases": info["aliases"],
@@ -182,8 +182,7 @@ def _vulnerability_json(dep: Dependency, info: Mapping[str, Any],
         "ecosystem": dep.ecosystem,
         "version": dep.version or dep.spec,
         "affected": sorted({_describe(aff) for a in group for aff in a.affected
-                            if (aff.ecosystem, versions.normalise(aff.ecosystem, aff.name))
-                            in set(versions.lookup_keys(dep))}),
+                            if _about(aff, keys)}),
         "fixed": info["fixed"],
         "summary": info["summary"],
         "published": info["published"],
