@@ -51,8 +51,10 @@ def looks_like_pickle(head: bytes, complete: bool) -> bool:
     """
     if not head:
         return False
-    if head[0] == 0x80:
-        return len(head) > 1 and 2 <= head[1] <= 5
+    if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
+        return True
+    # PROTO 0 and PROTO 1 are legal too (the unpickler accepts any protocol up to its highest):
+    # two bytes are weak evidence there, so the stream is walked like an unmarked one.
     walk = walk_pickle(head)
     if walk.underflow:
         return False
@@ -69,7 +71,9 @@ def looks_like_broken_pickle(head: bytes) -> bool:
     so identification accepts this only for names that a pickle loader reads.
     """
     walk = walk_pickle(head)
-    return (walk.stop is None and not walk.underflow and walk.imported and walk.names_ok
+    # A stack underflow is a break like any other: CPython raises there, after running what
+    # came before (``R`` then ``u`` with no MARK still ran the REDUCE).
+    return ((walk.stop is None or walk.underflow) and walk.imported and walk.names_ok
             and walk.ops >= 2)
 
 

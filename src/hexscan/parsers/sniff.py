@@ -125,7 +125,7 @@ def code_kind(sample: bytes) -> str | None:
     exe = executable_at(sample, 0)
     if exe:
         return f"{exe} executable" if exe != "script" else "shell/interpreter script"
-    if sample[:1] == b"\x80" and len(sample) > 2 and 2 <= sample[1] <= 5:
+    if sample[:1] == b"\x80" and len(sample) > 2 and sample[1] <= 5:
         walk = probes.walk_pickle(sample)
         if not walk.underflow and (walk.ops >= 8 or walk.stop is not None):
             return "pickle"
