@@ -27,9 +27,13 @@ HEAD_SIZE = 64 * 1024
 TAIL_SIZE = 64
 
 _PROTOBUF = frozenset({Format.ONNX, Format.TF_SAVEDMODEL, Format.TF_GRAPHDEF, Format.COREML,
-                       Format.CAFFE_MODEL, Format.SENTENCEPIECE, Format.PROTOBUF})
+                       Format.CAFFE_MODEL, Format.SENTENCEPIECE, Format.PROTOBUF,
+                       Format.TF_FINGERPRINT, Format.MEDIAPIPE_GRAPH})
 _STRONG_PROTOBUF = frozenset({Format.ONNX, Format.TF_SAVEDMODEL, Format.COREML,
-                              Format.SENTENCEPIECE, Format.TF_GRAPHDEF})
+                              Format.SENTENCEPIECE, Format.TF_GRAPHDEF, Format.TF_FINGERPRINT,
+                              Format.MEDIAPIPE_GRAPH})
+#: Schemas a name alone never gives: the content has to fit them (see formats/protobufs.py).
+_EVIDENCE_ONLY = frozenset({Format.TF_FINGERPRINT, Format.MEDIAPIPE_GRAPH})
 _TORCH_CONTAINERS = frozenset({Format.PYTORCH_ZIP, Format.TORCHSCRIPT})
 #: Names a pickle loader reads; a short, broken pickle stream counts only under them.
 _PICKLE_NAMES = frozenset({Format.PICKLE, Format.JOBLIB, Format.PYTORCH_LEGACY})
@@ -134,12 +138,13 @@ def _binary_structure(head: bytes, size: int, expected: frozenset[Format]) -> Fo
     whatever the name says, so an ONNX file named ``.pb`` is reported as a mismatch; a
     protobuf with no telling fields takes the protobuf format its name expects.
     """
-    kind = probes.protobuf_kind(head, size)
+    wanted = expected & _PROTOBUF
+    kind = probes.protobuf_kind(head, size, wanted)
     if kind in _STRONG_PROTOBUF:
         return kind
-    wanted = expected & _PROTOBUF
     if kind is not None and wanted:
-        return kind if kind in wanted else sorted(wanted)[0]
+        fallback = sorted(wanted - _EVIDENCE_ONLY)
+        return kind if kind in wanted else (fallback[0] if fallback else Format.PROTOBUF)
     if Format.DARKNET_WEIGHTS in expected and probes.looks_like_darknet_weights(head, size):
         return Format.DARKNET_WEIGHTS
     return None
@@ -155,6 +160,9 @@ def _by_name(base: str, head: bytes, expected: frozenset[Format] | None) -> Form
     if expected == {Format.SAFETENSORS} and head[8:9] == b"{":
         return Format.SAFETENSORS  # a length that points past the end: broken, not unknown
     text_formats = expected & TEXT
+    if Format.MEDIAPIPE_GRAPH_TEXT in text_formats and probes.looks_like_mediapipe_text(head):
+        return Format.MEDIAPIPE_GRAPH_TEXT
+    text_formats -= {Format.MEDIAPIPE_GRAPH_TEXT}
     if text_formats and (probes.looks_like_text(head) or not head):
         return _generic_text(text_formats)
     return Format.UNKNOWN

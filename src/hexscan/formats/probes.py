@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import pickletools
+import re
 from dataclasses import dataclass
 
+from hexscan.formats import protobufs
 from hexscan.formats.kinds import Format
 from hexscan.formats.signatures import LZMA_ALONE_PROPS, TORCH_LEGACY_PROTOCOL
 from hexscan.parsers.protowire import FIXED32, LEN, VARINT, Field, WireError, iter_fields
@@ -150,8 +152,14 @@ def looks_like_darknet_weights(head: bytes, size: int) -> bool:
     return major <= 1 and minor <= 20 and revision <= 10_000 and (size - 20) % 4 == 0
 
 
-def protobuf_kind(head: bytes, size: int) -> Format | None:
-    """Classify a protobuf message by its top-level field numbers and wire types."""
+def protobuf_kind(head: bytes, size: int, named: frozenset[Format] = frozenset()) -> \
+        Format | None:
+    """Classify a protobuf message by its top-level field numbers and wire types.
+
+    ``named`` holds the protobuf formats the file name leads a loader to expect: it breaks
+    the ties between schemas whose fields overlap (a MediaPipe graph that uses only the
+    fields a GraphDef also has), never overrides a schema the content rules out.
+    """
     try:
         fields = list(iter_fields(head, allow_truncated=len(head) < size))
     except WireError:
@@ -160,11 +168,15 @@ def protobuf_kind(head: bytes, size: int) -> Format | None:
         return None
     shape = {(f.number, f.wire_type) for f in fields}
     numbers = {f.number for f in fields}
-    if numbers <= {1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25} and 7 in numbers and \
-            (1, VARINT) in shape:
+    if protobufs.is_onnx_model(fields):
         return Format.ONNX
     if shape <= {(1, VARINT), (2, LEN)} and (2, LEN) in shape and (1, VARINT) in shape:
         return Format.TF_SAVEDMODEL
+    if protobufs.is_tf_fingerprint(fields, Format.TF_FINGERPRINT in named):
+        return Format.TF_FINGERPRINT
+    if Format.MEDIAPIPE_GRAPH in named and protobufs.is_mediapipe_graph(head, fields) or \
+            protobufs.mediapipe_only(head, fields):
+        return Format.MEDIAPIPE_GRAPH
     if (1, VARINT) in shape and any(n >= 200 for n in numbers):
         return Format.COREML
     if (100, LEN) in shape:
@@ -172,7 +184,7 @@ def protobuf_kind(head: bytes, size: int) -> Format | None:
     if (1, LEN) in shape and numbers <= _SPM_FIELDS and \
             _first_sub_has(head, fields, 1, (2, FIXED32)):
         return Format.SENTENCEPIECE
-    if (1, LEN) in shape and _first_sub_has(head, fields, 1, (2, LEN)):
+    if protobufs.is_tf_graphdef(head, fields):
         return Format.TF_GRAPHDEF
     return Format.PROTOBUF
 
@@ -223,6 +235,19 @@ def text_kind(head: bytes) -> Format | None:
     if _first_section(stripped) in ("[net]", "[network]"):
         return Format.DARKNET_CFG
     return None
+
+
+#: A MediaPipe graph in protobuf text format: a ``node {`` block naming a calculator.
+_MEDIAPIPE_NODE = re.compile(r"^\s*node\s*[{:]", re.MULTILINE)
+_MEDIAPIPE_CALCULATOR = re.compile(r"^\s*calculator\s*:\s*\"", re.MULTILINE)
+
+
+def looks_like_mediapipe_text(head: bytes) -> bool:
+    """A CalculatorGraphConfig in text format (MediaPipe's ``.pbtxt`` graphs)."""
+    if not looks_like_text(head):
+        return False
+    text = head[:16384].decode("utf-8", "replace")
+    return bool(_MEDIAPIPE_NODE.search(text) and _MEDIAPIPE_CALCULATOR.search(text))
 
 
 def _first_section(text: str) -> str:
