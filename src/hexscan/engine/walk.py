@@ -113,6 +113,7 @@ class FileScan:
     def visit(self, art: Artifact) -> None:
         """Identify, scan and (for containers) walk one artifact; never raises."""
         status, reason, fmt = Status.SCANNED, None, Format.UNKNOWN
+        ident: Identification | None = None
         try:
             ident = self._identify(art)
             fmt = ident.format
@@ -126,8 +127,12 @@ class FileScan:
             else:
                 self._walk_embedded_zip(art, fmt)
         except ParseError as exc:
-            status, reason = Status.ERROR, str(exc)
-            self._malformed(art, str(exc))
+            if ident is not None and ident.guessed:  # a structural guess that did not parse
+                status, fmt = Status.SKIPPED, Format.UNKNOWN
+                reason = f"unrecognised format: not {ident.format.value} after all ({exc})"
+            else:
+                status, reason = Status.ERROR, str(exc)
+                self._malformed(art, str(exc))
         except LimitExceeded as exc:
             status, reason = Status.ERROR, f"limit {exc.limit} exceeded: {exc}"
             self._limit(art, exc)

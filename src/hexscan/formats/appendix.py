@@ -61,7 +61,8 @@ def declared_appendix(art: Artifact, fmt: Format, limits: ResourceLimits) -> App
                 return None
             names = [i.filename for i in infos]
             start = min(i.header_offset for i in infos)
-            if not set(names) <= declared or len(set(names)) != len(names) or start < view.buffers_end:
+            unique = len(set(names)) == len(names)
+            if not (set(names) <= declared and unique and start >= view.buffers_end):
                 return None
             for info in infos:
                 with zf.open(info) as member:

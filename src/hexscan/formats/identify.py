@@ -32,6 +32,8 @@ _PROTOBUF = frozenset({Format.ONNX, Format.TF_SAVEDMODEL, Format.TF_GRAPHDEF, Fo
 _STRONG_PROTOBUF = frozenset({Format.ONNX, Format.TF_SAVEDMODEL, Format.COREML,
                               Format.SENTENCEPIECE, Format.TF_GRAPHDEF, Format.TF_FINGERPRINT,
                               Format.MEDIAPIPE_GRAPH})
+#: Formats recognised by structure, not by a signature (a structural guess can be wrong).
+_STRUCTURAL = _PROTOBUF | {Format.DARKNET_WEIGHTS}
 #: Schemas a name alone never gives: the content has to fit them (see formats/protobufs.py).
 _EVIDENCE_ONLY = frozenset({Format.TF_FINGERPRINT, Format.MEDIAPIPE_GRAPH})
 _TORCH_CONTAINERS = frozenset({Format.PYTORCH_ZIP, Format.TORCHSCRIPT})
@@ -41,12 +43,18 @@ _PICKLE_NAMES = frozenset({Format.PICKLE, Format.JOBLIB, Format.PYTORCH_LEGACY})
 
 @dataclass(frozen=True, slots=True)
 class Identification:
-    """The identified format, and the two readings it was decided from."""
+    """The identified format, and the two readings it was decided from.
+
+    ``guessed`` marks a format read from structure alone (protobuf has no magic) that the
+    name does not support: if its parser then rejects the file, the file is unrecognised,
+    not a malformed file of that format.
+    """
 
     format: Format
     by_content: Format | None
     expected: frozenset[Format] | None
     mismatch: bool
+    guessed: bool = False
 
     def refined(self, fmt: Format) -> Identification:
         """The same identification with a more specific content format (zip layouts)."""
@@ -69,7 +77,8 @@ def identify(name: str, head: bytes, size: int, tail: bytes = b"",
         content is not None or bool(expected))
     if content is None and fmt is Format.UNKNOWN and expected:
         mismatch = True
-    return Identification(fmt, content, expected, mismatch)
+    guessed = content in _STRUCTURAL and content not in (expected or frozenset())
+    return Identification(fmt, content, expected, mismatch, guessed)
 
 
 def _expected(base: str) -> frozenset[Format] | None:

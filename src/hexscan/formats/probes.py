@@ -123,6 +123,34 @@ def _plausible_stop(head: bytes, walk: PickleWalk) -> bool:
                                or not rest.strip() or rest[:1] == b"\x80"))
 
 
+#: Opcodes that import, call, build objects or hand control to a persistent_load hook:
+#: a pickle without any of them can only produce str, bytes, numbers, lists, tuples,
+#: dicts, sets and None, whatever loader reads it.
+_NOT_PLAIN = frozenset({"GLOBAL", "INST", "STACK_GLOBAL", "REDUCE", "EXT1", "EXT2", "EXT4",
+                        "PERSID", "BINPERSID", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
+
+
+def plain_data_pickle(data: bytes) -> bool:
+    """True when ``data`` is wholly one or more complete pickle streams of plain data.
+
+    Any trailing byte that is not a further complete stream, any opcode that imports or
+    calls, or any argument the reader rejects makes the answer False (not known plain).
+    """
+    stream = io.BytesIO(data)
+    streams = 0
+    while stream.tell() < len(data):
+        if walk_pickle(data[stream.tell():]).underflow:
+            return False
+        try:
+            ops = [op.name for op, _, _ in pickletools.genops(stream)]
+        except _PICKLE_ERRORS:
+            return False
+        if not ops or ops[-1] != "STOP" or _NOT_PLAIN.intersection(ops):
+            return False
+        streams += 1
+    return streams > 0
+
+
 def looks_like_torch_legacy(head: bytes) -> bool:
     """torch.save's legacy layout: a first pickle, then the protocol-version pickle (1001).
 

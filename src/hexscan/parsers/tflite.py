@@ -87,7 +87,8 @@ def parse_tflite(source: ByteSource) -> TFLiteView:
                 view.bad_buffer_refs.append((f"subgraph {sub_index} tensor {t_index}", buf))
     view.opcodes = [OpCode(c.index, c.builtin, c.custom, uses[c.index]) for c in codes]
     view.out_of_bounds = [b for b in buffers if _outside(b, source.size)]
-    view.associated_files = associated_files(source, model, buffers)
+    view.associated_files = associated_files(
+        source, model, [(b.data_pos, b.data_len) for b in buffers])
     return view
 
 

@@ -18,6 +18,8 @@ RegexTokenizerOptions (6): 1 vocab_file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hexscan.errors import ParseError
 from hexscan.parsers.flatbuf import ByteSource, FlatBuffer, Table
 
@@ -40,9 +42,12 @@ class _Slice:
         return self._source.read(self._start + pos, n)
 
 
-def associated_files(source: ByteSource, model: Table, buffers: list[object]) -> tuple[str, ...]:
-    """The associated file names the model's metadata declares, in order, without repeats."""
-    spans = [(getattr(b, "data_pos", 0), getattr(b, "data_len", 0)) for b in buffers]
+def associated_files(source: ByteSource, model: Table,
+                     spans: Sequence[tuple[int, int]]) -> tuple[str, ...]:
+    """The associated file names the model's metadata declares, in order, without repeats.
+
+    ``spans`` are the (position, length) of each model buffer's inline data.
+    """
     names: list[str] = []
     for entry in model.tables(6):
         if entry.string(0, 64) != METADATA_NAME:
