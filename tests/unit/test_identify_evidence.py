@@ -235,3 +235,34 @@ def test_pickle_under_a_data_only_name(tmp_path: Path, value: object,
     result = scan(write(tmp_path, "testcorpus.mm.index", pickle.dumps(value, protocol=2)))
     assert [f.effective_severity for f in result.findings
             if f.rule.id == MISMATCH] == [severity]
+
+
+# --- .npy headers written by Python 2 --------------------------------------------------------
+
+def _npy_v1(header: str, data: bytes) -> bytes:
+    """A version 1.0 .npy file; Python 2 numpy wrote longs in the shape (``2L``)."""
+    raw = header.encode("latin-1")
+    pad = 64 - (10 + len(raw) + 1) % 64
+    raw += b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(raw).to_bytes(2, "little") + raw + data
+
+
+@pytest.mark.parametrize("header", [
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (2L,), }",
+    "{'descr': '<f8', 'fortran_order': False, 'shape': (1L, 2L), }",
+], ids=["1d", "2d"])
+def test_python2_npy_header_is_read_as_numpy_reads_it(tmp_path: Path, header: str) -> None:
+    ones = b"\x00\x00\x00\x00\x00\x00\xf0?" * 2
+    path = write(tmp_path, "win64python2.npy", _npy_v1(header, ones))
+    code = "import sys, numpy; print(numpy.load(sys.argv[1]).size)"
+    run = subprocess.run([sys.executable, "-c", code, str(path)],  # noqa: S603
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "2", run.stderr  # numpy accepts it
+    result = scan(path)
+    assert top(result) == ("numpy-npy", "scanned") and serious(result) == []
+
+
+def test_python2_long_suffix_is_not_accepted_in_a_version_3_header(tmp_path: Path) -> None:
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (2L,), }".ljust(115) + b"\n"
+    data = b"\x93NUMPY\x03\x00" + len(header).to_bytes(4, "little") + header + b"\x00" * 16
+    assert MALFORMED in serious(scan(write(tmp_path, "v3.npy", data)))
