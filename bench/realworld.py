@@ -154,8 +154,9 @@ def _read(handle: object, n: int | None) -> bytes:
 def collect(pkg: Package, archive: Path, files_root: Path) -> int:
     """Copy the package's model files into ``files_root/<label>/``; returns how many."""
     dest = files_root / pkg.label
-    if dest.is_dir() and (dest / ".complete").exists():
-        return sum(1 for p in dest.rglob("*") if p.is_file() and p.name != ".complete")
+    done = files_root.parent / "collected" / pkg.label  # outside the scanned tree
+    if dest.is_dir() and done.exists():
+        return int(done.read_text())
     shutil.rmtree(dest, ignore_errors=True)
     with _members(archive) as members:
         chosen = [(name, handle) for name, size, handle in members
@@ -170,7 +171,8 @@ def collect(pkg: Package, archive: Path, files_root: Path) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(_read(handle, None))
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / ".complete").write_text("")
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.write_text(str(len(chosen)))
     return len(chosen)
 
 
