@@ -151,6 +151,18 @@ def _read(handle: object, n: int | None) -> bytes:
         return fh.read() if n is None else fh.read(n)
 
 
+def _bundle_dirs(names: list[str]) -> tuple[str, ...]:
+    """Folders that are one model as a whole (a SavedModel, a Core ML package): every file
+    in them is collected, so the scan sees them with their context (variables/, manifest)."""
+    dirs = {posixpath.dirname(n) + "/" for n in names
+            if posixpath.basename(n) == "saved_model.pb"}
+    for name in names:
+        head, sep, _ = name.partition(".mlpackage/")
+        if sep:
+            dirs.add(head + sep)
+    return tuple(sorted(dirs))
+
+
 def collect(pkg: Package, archive: Path, files_root: Path) -> int:
     """Copy the package's model files into ``files_root/<label>/``; returns how many."""
     dest = files_root / pkg.label
@@ -159,9 +171,10 @@ def collect(pkg: Package, archive: Path, files_root: Path) -> int:
         return int(done.read_text())
     shutil.rmtree(dest, ignore_errors=True)
     with _members(archive) as members:
+        bundles = _bundle_dirs([name for name, _, _ in members])
         chosen = [(name, handle) for name, size, handle in members
                   if 0 < size <= MAX_MEMBER and not name.endswith((".py", ".pyc", ".so"))
-                  and _is_model(name, _read(handle, 64))]
+                  and (name.startswith(bundles) or _is_model(name, _read(handle, 64)))]
         if pkg.max_files and len(chosen) > pkg.max_files:
             step = len(chosen) / pkg.max_files
             chosen = [chosen[int(i * step)] for i in range(pkg.max_files)]
