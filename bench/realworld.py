@@ -248,11 +248,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="use only what is already in the cache")
     parser.add_argument("--collect-only", action="store_true", help="do not run hex")
     parser.add_argument("--workdir", type=Path, default=WORK)
+    parser.add_argument("--packages", type=Path, default=PACKAGES,
+                        help="the pinned package list (TOML)")
     parser.add_argument("--hex", default=f"{sys.executable} -m hexscan",
                         help="the command that runs hex")
     args = parser.parse_args(argv)
     wanted = {n for n in args.only.split(",") if n}
-    packages = [p for p in load_packages(PACKAGES) if not wanted or p.name in wanted]
+    packages = [p for p in load_packages(args.packages) if not wanted or p.name in wanted]
     files_root = args.workdir / "files"
     files_root.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
@@ -270,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run_hex(roots, args.workdir / "report.json", args.hex.split())
     markdown, serious = summarise(report, files_root, counts)
     print(markdown)
-    (OUT / "realworld.md").write_text(markdown)
+    (args.workdir.parent / "realworld.md").write_text(markdown)
     return 1 if args.check and serious else 0
 
 
