@@ -11,6 +11,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,34 @@ def test_python2_long_suffix_is_not_accepted_in_a_version_3_header(tmp_path: Pat
     header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (2L,), }".ljust(115) + b"\n"
     data = b"\x93NUMPY\x03\x00" + len(header).to_bytes(4, "little") + header + b"\x00" * 16
     assert MALFORMED in serious(scan(write(tmp_path, "v3.npy", data)))
+
+
+# --- 0xCAFEBABE: JVM class file or Mach-O universal binary ----------------------------------
+
+def _java_class(major: int) -> bytes:
+    """JVMS 4.1: magic, minor, major, then the constant pool; header as javac writes it."""
+    return b"\xca\xfe\xba\xbe" + (0).to_bytes(2, "big") + major.to_bytes(2, "big") + \
+        b"\x00\x0d\x0a\x00\x02\x00\x03\x07\x00\x04" + b"\x00" * 48
+
+
+def _macho_universal(archs: int) -> bytes:
+    """mach-o/fat.h: FAT_MAGIC, nfat_arch, then fat_arch records (cputype, subtype ...)."""
+    record = (0x01000007).to_bytes(4, "big") + (3).to_bytes(4, "big") + \
+        (4096).to_bytes(4, "big") + (16).to_bytes(4, "big") + (12).to_bytes(4, "big")
+    return b"\xca\xfe\xba\xbe" + archs.to_bytes(4, "big") + record * archs
+
+
+@pytest.mark.parametrize("major", [45, 52, 65, 69])
+def test_java_class_file_is_no_native_executable(tmp_path: Path, major: int) -> None:
+    data = _java_class(major)
+    assert ident(data, "Main.class").format is not Format.EXECUTABLE
+    jar = tmp_path / "gradle-wrapper.jar"
+    with zipfile.ZipFile(jar, "w") as zf:
+        zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+        zf.writestr("org/example/Main.class", data)
+    assert serious(scan(jar)) == []
+
+
+@pytest.mark.parametrize("archs", [1, 2, 4])
+def test_macho_universal_binary_is_still_an_executable(archs: int) -> None:
+    assert ident(_macho_universal(archs), "libmodel.dylib").format is Format.EXECUTABLE

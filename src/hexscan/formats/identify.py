@@ -92,6 +92,8 @@ def _expected(base: str) -> frozenset[Format] | None:
 def _by_content(head: bytes, size: int, tail: bytes, expected: frozenset[Format] | None,
                 base: str) -> Format | None:
     fmt = _magic(head)
+    if fmt is Format.EXECUTABLE and probes.looks_like_java_class(head):
+        fmt = None  # 0xCAFEBABE is also a JVM class file, which no model loader runs
     if fmt is not None:
         return _refine_magic(fmt, head, base)
     if head.startswith(TORCH_LEGACY_MAGIC) or probes.looks_like_torch_legacy(head):

@@ -305,6 +305,15 @@ def looks_like_lzma_alone(head: bytes) -> bool:
     return 1 << 12 <= dict_size <= 3 << 29 and dict_size in (low, low * 3)
 
 
+def looks_like_java_class(head: bytes) -> bool:
+    """A JVM class file, not a Mach-O universal binary: both start with 0xCAFEBABE.
+
+    A universal binary then holds its architecture count (a handful); a class file its
+    minor and major version (major 45 and up). libmagic tells them apart the same way.
+    """
+    return head[:4] == b"\xca\xfe\xba\xbe" and int.from_bytes(head[4:8], "big") > 30
+
+
 def looks_like_zlib(head: bytes) -> bool:
     """A raw zlib stream (joblib's zlib compressor writes one)."""
     return len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0 \
