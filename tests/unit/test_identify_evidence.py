@@ -167,6 +167,18 @@ def test_declared_associated_files_are_no_polyglot(tmp_path: Path) -> None:
     assert facts and facts[0]["members"] == ["labels.txt"]
 
 
+def test_declared_associated_files_inside_an_archive(tmp_path: Path) -> None:
+    """A model shipped in a zip (a wheel, a model bundle) is judged the same way."""
+    bundle = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(bundle, "w") as zf:
+        zf.writestr("models/classifier.tflite", _with_labels({"labels.txt": LABELS},
+                                                             ["labels.txt"]))
+    result = scan(bundle)
+    assert serious(result) == []
+    assert [f.member for f in result.facts if f.kind == "appended_archive"] == \
+        ["models/classifier.tflite"]
+
+
 def test_files_declared_on_the_model_and_the_tensor_both_count(tmp_path: Path) -> None:
     meta = model_metadata(["labels.txt"], model_files=("vocab.txt",))
     data = populate_associated_files(tflite_with_metadata(meta),
