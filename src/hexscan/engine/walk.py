@@ -22,6 +22,7 @@ from hexscan.discover.artifact import MEMBER_SEP, Artifact
 from hexscan.discover.streams import Budget
 from hexscan.engine.limits import ResourceLimits
 from hexscan.errors import LimitExceeded, ParseError
+from hexscan.formats.appendix import declared_appendix
 from hexscan.formats.identify import HEAD_SIZE, Identification, identify
 from hexscan.formats.kinds import CONTAINERS, ZIP_BASED, Format
 from hexscan.formats.signatures import classify_zip
@@ -112,6 +113,7 @@ class FileScan:
     def visit(self, art: Artifact) -> None:
         """Identify, scan and (for containers) walk one artifact; never raises."""
         status, reason, fmt = Status.SCANNED, None, Format.UNKNOWN
+        ident: Identification | None = None
         try:
             ident = self._identify(art)
             fmt = ident.format
@@ -125,8 +127,12 @@ class FileScan:
             else:
                 self._walk_embedded_zip(art, fmt)
         except ParseError as exc:
-            status, reason = Status.ERROR, str(exc)
-            self._malformed(art, str(exc))
+            if ident is not None and ident.guessed:  # a structural guess that did not parse
+                status, fmt = Status.SKIPPED, Format.UNKNOWN
+                reason = f"unrecognised format: not {ident.format.value} after all ({exc})"
+            else:
+                status, reason = Status.ERROR, str(exc)
+                self._malformed(art, str(exc))
         except LimitExceeded as exc:
             status, reason = Status.ERROR, f"limit {exc.limit} exceeded: {exc}"
             self._limit(art, exc)
@@ -173,7 +179,14 @@ class FileScan:
         """A polyglot (zip appended to another format, data before a zip): walk the zip too."""
         finding = members.embedded_zip(art, fmt, self.settings.limits.buffer_size)
         if finding is not None:
-            self.out.finding(finding, art.member, "archive")
+            appendix = declared_appendix(art, fmt, self.settings.limits)
+            if appendix is None:
+                self.out.finding(finding, art.member, "archive")
+            else:  # the format's own documented appendix: a fact, and its members scanned
+                self.out.fact("appended_archive", {
+                    "format": appendix.format.value, "kind": appendix.kind,
+                    "members": list(appendix.members), "zip_start": appendix.zip_start},
+                    art.member)
             self._walk_container(art, Format.ZIP)
 
     def _walk_container(self, art: Artifact, fmt: Format) -> None:

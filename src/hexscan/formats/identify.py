@@ -27,9 +27,15 @@ HEAD_SIZE = 64 * 1024
 TAIL_SIZE = 64
 
 _PROTOBUF = frozenset({Format.ONNX, Format.TF_SAVEDMODEL, Format.TF_GRAPHDEF, Format.COREML,
-                       Format.CAFFE_MODEL, Format.SENTENCEPIECE, Format.PROTOBUF})
+                       Format.CAFFE_MODEL, Format.SENTENCEPIECE, Format.PROTOBUF,
+                       Format.TF_FINGERPRINT, Format.MEDIAPIPE_GRAPH})
 _STRONG_PROTOBUF = frozenset({Format.ONNX, Format.TF_SAVEDMODEL, Format.COREML,
-                              Format.SENTENCEPIECE, Format.TF_GRAPHDEF})
+                              Format.SENTENCEPIECE, Format.TF_GRAPHDEF, Format.TF_FINGERPRINT,
+                              Format.MEDIAPIPE_GRAPH})
+#: Formats recognised by structure, not by a signature (a structural guess can be wrong).
+_STRUCTURAL = _PROTOBUF | {Format.DARKNET_WEIGHTS}
+#: Schemas a name alone never gives: the content has to fit them (see formats/protobufs.py).
+_EVIDENCE_ONLY = frozenset({Format.TF_FINGERPRINT, Format.MEDIAPIPE_GRAPH})
 _TORCH_CONTAINERS = frozenset({Format.PYTORCH_ZIP, Format.TORCHSCRIPT})
 #: Names a pickle loader reads; a short, broken pickle stream counts only under them.
 _PICKLE_NAMES = frozenset({Format.PICKLE, Format.JOBLIB, Format.PYTORCH_LEGACY})
@@ -37,12 +43,18 @@ _PICKLE_NAMES = frozenset({Format.PICKLE, Format.JOBLIB, Format.PYTORCH_LEGACY})
 
 @dataclass(frozen=True, slots=True)
 class Identification:
-    """The identified format, and the two readings it was decided from."""
+    """The identified format, and the two readings it was decided from.
+
+    ``guessed`` marks a format read from structure alone (protobuf has no magic) that the
+    name does not support: if its parser then rejects the file, the file is unrecognised,
+    not a malformed file of that format.
+    """
 
     format: Format
     by_content: Format | None
     expected: frozenset[Format] | None
     mismatch: bool
+    guessed: bool = False
 
     def refined(self, fmt: Format) -> Identification:
         """The same identification with a more specific content format (zip layouts)."""
@@ -65,7 +77,8 @@ def identify(name: str, head: bytes, size: int, tail: bytes = b"",
         content is not None or bool(expected))
     if content is None and fmt is Format.UNKNOWN and expected:
         mismatch = True
-    return Identification(fmt, content, expected, mismatch)
+    guessed = content in _STRUCTURAL and content not in (expected or frozenset())
+    return Identification(fmt, content, expected, mismatch, guessed)
 
 
 def _expected(base: str) -> frozenset[Format] | None:
@@ -79,6 +92,8 @@ def _expected(base: str) -> frozenset[Format] | None:
 def _by_content(head: bytes, size: int, tail: bytes, expected: frozenset[Format] | None,
                 base: str) -> Format | None:
     fmt = _magic(head)
+    if fmt is Format.EXECUTABLE and probes.looks_like_java_class(head):
+        fmt = None  # 0xCAFEBABE is also a JVM class file, which no model loader runs
     if fmt is not None:
         return _refine_magic(fmt, head, base)
     if head.startswith(TORCH_LEGACY_MAGIC) or probes.looks_like_torch_legacy(head):
@@ -134,12 +149,13 @@ def _binary_structure(head: bytes, size: int, expected: frozenset[Format]) -> Fo
     whatever the name says, so an ONNX file named ``.pb`` is reported as a mismatch; a
     protobuf with no telling fields takes the protobuf format its name expects.
     """
-    kind = probes.protobuf_kind(head, size)
+    wanted = expected & _PROTOBUF
+    kind = probes.protobuf_kind(head, size, wanted)
     if kind in _STRONG_PROTOBUF:
         return kind
-    wanted = expected & _PROTOBUF
     if kind is not None and wanted:
-        return kind if kind in wanted else sorted(wanted)[0]
+        fallback = sorted(wanted - _EVIDENCE_ONLY)
+        return kind if kind in wanted else (fallback[0] if fallback else Format.PROTOBUF)
     if Format.DARKNET_WEIGHTS in expected and probes.looks_like_darknet_weights(head, size):
         return Format.DARKNET_WEIGHTS
     return None
@@ -155,6 +171,9 @@ def _by_name(base: str, head: bytes, expected: frozenset[Format] | None) -> Form
     if expected == {Format.SAFETENSORS} and head[8:9] == b"{":
         return Format.SAFETENSORS  # a length that points past the end: broken, not unknown
     text_formats = expected & TEXT
+    if Format.MEDIAPIPE_GRAPH_TEXT in text_formats and probes.looks_like_mediapipe_text(head):
+        return Format.MEDIAPIPE_GRAPH_TEXT
+    text_formats -= {Format.MEDIAPIPE_GRAPH_TEXT}
     if text_formats and (probes.looks_like_text(head) or not head):
         return _generic_text(text_formats)
     return Format.UNKNOWN

@@ -31,6 +31,7 @@ class Format(enum.StrEnum):
     TF_GRAPHDEF = "tf-graphdef"
     TF_CHECKPOINT_INDEX = "tf-checkpoint-index"
     TF_CHECKPOINT_DATA = "tf-checkpoint-data"
+    TF_FINGERPRINT = "tf-fingerprint"
     TFLITE = "tflite"
     COREML = "coreml"
     COREML_MANIFEST = "coreml-package-manifest"
@@ -44,6 +45,8 @@ class Format(enum.StrEnum):
     XGBOOST = "xgboost"
     LIGHTGBM = "lightgbm"
     PROTOBUF = "protobuf"
+    MEDIAPIPE_GRAPH = "mediapipe-graph"
+    MEDIAPIPE_GRAPH_TEXT = "mediapipe-graph-text"
     # containers
     ZIP = "zip"
     TAR = "tar"
@@ -104,5 +107,5 @@ TEXT: frozenset[Format] = frozenset({
     Format.MODEL_CARD, Format.MODEL_CONFIG, Format.TOKENIZER_CONFIG, Format.CHAT_TEMPLATE,
     Format.REQUIREMENTS, Format.DEPENDENCY_MANIFEST, Format.LICENSE, Format.JSON,
     Format.PYTHON_SOURCE, Format.SHELL_SCRIPT, Format.CAFFE_PROTOTXT, Format.DARKNET_CFG,
-    Format.COREML_MANIFEST, Format.TEXT,
+    Format.COREML_MANIFEST, Format.MEDIAPIPE_GRAPH_TEXT, Format.TEXT,
 })

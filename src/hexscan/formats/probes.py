@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import pickletools
+import re
 from dataclasses import dataclass
 
+from hexscan.formats import protobufs
 from hexscan.formats.kinds import Format
 from hexscan.formats.signatures import LZMA_ALONE_PROPS, TORCH_LEGACY_PROTOCOL
 from hexscan.parsers.protowire import FIXED32, LEN, VARINT, Field, WireError, iter_fields
@@ -125,6 +127,34 @@ def _plausible_stop(head: bytes, walk: PickleWalk) -> bool:
                                or not rest.strip() or rest[:1] == b"\x80"))
 
 
+#: Opcodes that import, call, build objects or hand control to a persistent_load hook:
+#: a pickle without any of them can only produce str, bytes, numbers, lists, tuples,
+#: dicts, sets and None, whatever loader reads it.
+_NOT_PLAIN = frozenset({"GLOBAL", "INST", "STACK_GLOBAL", "REDUCE", "EXT1", "EXT2", "EXT4",
+                        "PERSID", "BINPERSID", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
+
+
+def plain_data_pickle(data: bytes) -> bool:
+    """True when ``data`` is wholly one or more complete pickle streams of plain data.
+
+    Any trailing byte that is not a further complete stream, any opcode that imports or
+    calls, or any argument the reader rejects makes the answer False (not known plain).
+    """
+    stream = io.BytesIO(data)
+    streams = 0
+    while stream.tell() < len(data):
+        if walk_pickle(data[stream.tell():]).underflow:
+            return False
+        try:
+            ops = [op.name for op, _, _ in pickletools.genops(stream)]
+        except _PICKLE_ERRORS:
+            return False
+        if not ops or ops[-1] != "STOP" or _NOT_PLAIN.intersection(ops):
+            return False
+        streams += 1
+    return streams > 0
+
+
 def looks_like_torch_legacy(head: bytes) -> bool:
     """torch.save's legacy layout: a first pickle, then the protocol-version pickle (1001).
 
@@ -154,8 +184,14 @@ def looks_like_darknet_weights(head: bytes, size: int) -> bool:
     return major <= 1 and minor <= 20 and revision <= 10_000 and (size - 20) % 4 == 0
 
 
-def protobuf_kind(head: bytes, size: int) -> Format | None:
-    """Classify a protobuf message by its top-level field numbers and wire types."""
+def protobuf_kind(head: bytes, size: int, named: frozenset[Format] = frozenset()) -> \
+        Format | None:
+    """Classify a protobuf message by its top-level field numbers and wire types.
+
+    ``named`` holds the protobuf formats the file name leads a loader to expect: it breaks
+    the ties between schemas whose fields overlap (a MediaPipe graph that uses only the
+    fields a GraphDef also has), never overrides a schema the content rules out.
+    """
     try:
         fields = list(iter_fields(head, allow_truncated=len(head) < size))
     except WireError:
@@ -164,11 +200,15 @@ def protobuf_kind(head: bytes, size: int) -> Format | None:
         return None
     shape = {(f.number, f.wire_type) for f in fields}
     numbers = {f.number for f in fields}
-    if numbers <= {1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25} and 7 in numbers and \
-            (1, VARINT) in shape:
+    if protobufs.is_onnx_model(fields):
         return Format.ONNX
     if shape <= {(1, VARINT), (2, LEN)} and (2, LEN) in shape and (1, VARINT) in shape:
         return Format.TF_SAVEDMODEL
+    if protobufs.is_tf_fingerprint(fields, Format.TF_FINGERPRINT in named):
+        return Format.TF_FINGERPRINT
+    if Format.MEDIAPIPE_GRAPH in named and protobufs.is_mediapipe_graph(head, fields) or \
+            protobufs.mediapipe_only(head, fields):
+        return Format.MEDIAPIPE_GRAPH
     if (1, VARINT) in shape and any(n >= 200 for n in numbers):
         return Format.COREML
     if (100, LEN) in shape:
@@ -176,7 +216,7 @@ def protobuf_kind(head: bytes, size: int) -> Format | None:
     if (1, LEN) in shape and numbers <= _SPM_FIELDS and \
             _first_sub_has(head, fields, 1, (2, FIXED32)):
         return Format.SENTENCEPIECE
-    if (1, LEN) in shape and _first_sub_has(head, fields, 1, (2, LEN)):
+    if protobufs.is_tf_graphdef(head, fields):
         return Format.TF_GRAPHDEF
     return Format.PROTOBUF
 
@@ -229,6 +269,19 @@ def text_kind(head: bytes) -> Format | None:
     return None
 
 
+#: A MediaPipe graph in protobuf text format: a ``node {`` block naming a calculator.
+_MEDIAPIPE_NODE = re.compile(r"^\s*node\s*[{:]", re.MULTILINE)
+_MEDIAPIPE_CALCULATOR = re.compile(r"^\s*calculator\s*:\s*\"", re.MULTILINE)
+
+
+def looks_like_mediapipe_text(head: bytes) -> bool:
+    """A CalculatorGraphConfig in text format (MediaPipe's ``.pbtxt`` graphs)."""
+    if not looks_like_text(head):
+        return False
+    text = head[:16384].decode("utf-8", "replace")
+    return bool(_MEDIAPIPE_NODE.search(text) and _MEDIAPIPE_CALCULATOR.search(text))
+
+
 def _first_section(text: str) -> str:
     """The first line that is not blank or a ``#``/``;`` comment (darknet allows both)."""
     for line in text.splitlines():
@@ -254,6 +307,15 @@ def looks_like_lzma_alone(head: bytes) -> bool:
     dict_size = int.from_bytes(head[1:5], "little")
     low = dict_size & -dict_size
     return 1 << 12 <= dict_size <= 3 << 29 and dict_size in (low, low * 3)
+
+
+def looks_like_java_class(head: bytes) -> bool:
+    """A JVM class file, not a Mach-O universal binary: both start with 0xCAFEBABE.
+
+    A universal binary then holds its architecture count (a handful); a class file its
+    minor and major version (major 45 and up). libmagic tells them apart the same way.
+    """
+    return head[:4] == b"\xca\xfe\xba\xbe" and int.from_bytes(head[4:8], "big") > 30
 
 
 def looks_like_zlib(head: bytes) -> bool:

@@ -86,6 +86,8 @@ EXTENSIONS: dict[str, frozenset[F]] = {
     ".keras": frozenset({F.KERAS_V3, F.KERAS_H5, F.HDF5}),
     ".pb": frozenset({F.TF_SAVEDMODEL, F.TF_GRAPHDEF, F.PROTOBUF}),
     ".tflite": frozenset({F.TFLITE}),
+    ".binarypb": frozenset({F.MEDIAPIPE_GRAPH}),
+    ".pbtxt": frozenset({F.MEDIAPIPE_GRAPH_TEXT, F.TEXT}),
     ".mlmodel": frozenset({F.COREML}),
     ".caffemodel": frozenset({F.CAFFE_MODEL}),
     ".prototxt": frozenset({F.CAFFE_PROTOTXT}),
@@ -128,6 +130,7 @@ EXTENSIONS: dict[str, frozenset[F]] = {
 NAMES: tuple[tuple[re.Pattern[str], F], ...] = (
     (re.compile(r"saved_model\.pb"), F.TF_SAVEDMODEL),
     (re.compile(r"keras_metadata\.pb"), F.TF_SAVEDMODEL),
+    (re.compile(r"fingerprint\.pb"), F.TF_FINGERPRINT),
     (re.compile(r".+\.data-\d{5}-of-\d{5}"), F.TF_CHECKPOINT_DATA),
     (re.compile(r".+\.index"), F.TF_CHECKPOINT_INDEX),
     (re.compile(r"readme(\.md|\.markdown)?"), F.MODEL_CARD),

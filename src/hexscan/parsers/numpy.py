@@ -8,7 +8,9 @@ dict, which we read with ast.literal_eval (no code can run) under a size bound.
 from __future__ import annotations
 
 import ast
+import io
 import struct
+import tokenize
 from dataclasses import dataclass
 
 from hexscan.errors import ParseError
@@ -32,6 +34,28 @@ class NpyHeader:
         return "O" in self.descr
 
 
+def _literal(text: str, version: tuple[int, int]) -> object:
+    """numpy.lib.format._read_array_header: a literal, or for a version 1/2 header written
+    by Python 2 (``'shape': (2L, 2L)``), the literal once the ``L`` suffixes are dropped."""
+    try:
+        return ast.literal_eval(text)
+    except SyntaxError:
+        if version > (2, 0):
+            raise
+    return ast.literal_eval(_filter_py2_longs(text))
+
+
+def _filter_py2_longs(text: str) -> str:
+    """numpy.lib.format._filter_header: drop a NAME ``L`` that follows a NUMBER token."""
+    tokens: list[tokenize.TokenInfo] = []
+    after_number = False
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if not (after_number and token.type == tokenize.NAME and token.string == "L"):
+            tokens.append(token)
+        after_number = token.type == tokenize.NUMBER
+    return tokenize.untokenize(tokens)
+
+
 def parse_npy_header(head: bytes) -> NpyHeader:
     """Parse the header from the first bytes of a ``.npy`` stream."""
     if not head.startswith(MAGIC) or len(head) < 10:
@@ -47,9 +71,10 @@ def parse_npy_header(head: bytes) -> NpyHeader:
         raise ParseError(f"unknown .npy version {major}.{minor}")
     if length > MAX_HEADER or start + length > len(head):
         raise ParseError(f".npy header of {length} bytes is truncated or too large")
+    text = head[start:start + length].decode("utf-8" if major == 3 else "latin-1", "replace")
     try:
-        header = ast.literal_eval(head[start:start + length].decode("latin-1"))
-    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+        header = _literal(text, (major, minor))
+    except (ValueError, SyntaxError, MemoryError, RecursionError, tokenize.TokenError) as exc:
         raise ParseError(f"unreadable .npy header: {exc}") from exc
     if not isinstance(header, dict) or "descr" not in header:
         raise ParseError(".npy header is not a dict with 'descr'")

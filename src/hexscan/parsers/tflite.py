@@ -1,9 +1,12 @@
 """TFLite model view: operator codes, operators used, buffers (schema.fbs field ids).
 
-Model: 0 version, 1 operator_codes, 2 subgraphs, 3 description, 4 buffers.
+Model: 0 version, 1 operator_codes, 2 subgraphs, 3 description, 4 buffers, 6 metadata.
 OperatorCode: 0 deprecated_builtin_code (int8), 1 custom_code, 2 version, 3 builtin_code.
 SubGraph: 0 tensors, 3 operators, 4 name. Operator: 0 opcode_index.
 Tensor: 2 buffer. Buffer: 0 data (ubyte vector), 1 offset (u64), 2 size (u64).
+Metadata: 0 name, 1 buffer. The buffer of the entry named ``TFLITE_METADATA`` holds a
+ModelMetadata flatbuffer (identifier ``M001``, tflite_support's metadata_schema.fbs), whose
+associated files (labels, vocabularies) the metadata populator appends to the model as a zip.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 
 from hexscan.errors import ParseError
 from hexscan.parsers.flatbuf import ByteSource, FlatBuffer, Table
+from hexscan.parsers.tflite_metadata import associated_files
 
 #: BuiltinOperator.CUSTOM; deprecated codes >= 127 defer to the int32 builtin_code field.
 CUSTOM = 32
@@ -47,6 +51,12 @@ class TFLiteView:
     bad_opcode_refs: list[int] = field(default_factory=list)
     out_of_bounds: list[BufferRef] = field(default_factory=list)
     description: str = ""
+    associated_files: tuple[str, ...] = ()
+
+    @property
+    def buffers_end(self) -> int:
+        """Where the last inline buffer data ends: the model's bytes reach at least this far."""
+        return max((b.data_pos + b.data_len for b in self.buffers if b.data_len), default=0)
 
 
 def parse_tflite(source: ByteSource) -> TFLiteView:
@@ -77,6 +87,8 @@ def parse_tflite(source: ByteSource) -> TFLiteView:
                 view.bad_buffer_refs.append((f"subgraph {sub_index} tensor {t_index}", buf))
     view.opcodes = [OpCode(c.index, c.builtin, c.custom, uses[c.index]) for c in codes]
     view.out_of_bounds = [b for b in buffers if _outside(b, source.size)]
+    view.associated_files = associated_files(
+        source, model, [(b.data_pos, b.data_len) for b in buffers])
     return view
 
 

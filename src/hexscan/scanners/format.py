@@ -7,12 +7,32 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from hexscan.discover.artifact import Artifact
+from hexscan.formats import probes
+from hexscan.formats.identify import Identification
 from hexscan.formats.kinds import CODE_CAPABLE, DESERIALISES_CODE, Format
 from hexscan.model.finding import Finding
 from hexscan.model.severity import Severity
 from hexscan.rules import format as rules
 from hexscan.rules._rule import Rule
 from hexscan.scanners.base import ScanContext
+
+#: The most bytes read to prove that a mismatched pickle holds plain data only.
+PLAIN_DATA_LIMIT = 1024 * 1024
+_PICKLES = frozenset({Format.PICKLE, Format.JOBLIB})
+
+
+def _plain_data(artifact: Artifact, ident: Identification) -> bool:
+    """A pickle that imports and calls nothing runs no code: its name hides nothing.
+
+    gensim stores corpus offsets as ``*.index`` pickles of plain lists; such a file is
+    still a mismatch (LOW), but not a disguised code-capable file (MEDIUM). Files larger
+    than the limit, or not wholly made of plain pickle streams, stay MEDIUM.
+    """
+    if ident.by_content not in _PICKLES:
+        return False
+    with artifact.open() as stream:
+        data = stream.read(PLAIN_DATA_LIMIT + 1)
+    return len(data) <= PLAIN_DATA_LIMIT and probes.plain_data_pickle(data)
 
 
 class FormatScanner:
@@ -30,7 +50,8 @@ class FormatScanner:
         ext = posixpath.splitext(artifact.basename)[1].lower() or artifact.basename
         content = ident.by_content.value if ident.by_content else "unrecognised content"
         claims = ", ".join(sorted(f.value for f in ident.expected)) or "a non-model file"
-        disguised = ident.by_content in DESERIALISES_CODE and not (ident.expected & CODE_CAPABLE)
+        disguised = ident.by_content in DESERIALISES_CODE and \
+            not (ident.expected & CODE_CAPABLE) and not _plain_data(artifact, ident)
         yield Finding(
             rules.EXTENSION_MISMATCH,
             f"{artifact.basename}: the name suggests {claims} but the content is {content}",
