@@ -13,13 +13,26 @@ from typing import Any
 
 from hexscan.parsers.pickle_calls import (
     _JOBLIB_WRAPPERS,
+    _as_args,
+    _as_kwargs,
     _dtype_itemsize,
     _root_ref,
     _shape_count,
     _state_items,
 )
 from hexscan.parsers.pickle_reader import _Malformed
-from hexscan.parsers.pickle_values import CallResult, Map, Partial, Ref, Seq, is_const, render
+from hexscan.parsers.pickle_values import (
+    PROTOCOL_METHODS,
+    CallResult,
+    Map,
+    Partial,
+    Ref,
+    Seq,
+    Unknown,
+    attribute,
+    is_const,
+    render,
+)
 
 
 class _ObjectState:
@@ -34,7 +47,7 @@ class _ObjectState:
 
     def _build(self, inst: Any, state: Any) -> None:
         """BUILD: a planted ``__setstate__`` is called; on a global it is an attribute overwrite."""
-        setstate = inst.attrs.get("__setstate__") if isinstance(inst, CallResult) else None
+        setstate = self._planted(inst, "__setstate__")
         if setstate is not None:
             self._call(setstate, (state,), {})
             return
@@ -48,8 +61,12 @@ class _ObjectState:
         for key, value in _state_items(state):
             if isinstance(inst, Ref):
                 self._mutate(inst, key, value)
-            elif isinstance(inst, CallResult) and len(inst.attrs) < self.limits.max_kept_items:
-                inst.attrs[key] = value
+            elif isinstance(inst, CallResult) and (
+                len(inst.attrs) < self.limits.max_kept_items
+                or key in PROTOCOL_METHODS
+                or key in inst.attrs
+            ):
+                inst.attrs[key] = value  # past the cap, the names the unpickler calls are kept
 
     def _joblib_array(self, state: Any) -> None:
         """joblib's unpickler reads an array's data from the file right after its wrapper's BUILD:
@@ -79,7 +96,9 @@ class _ObjectState:
         if isinstance(state, Seq) and state.kind == "tuple" and state.items:
             part.func = state.items[0]
             if len(state.items) > 1 and isinstance(state.items[1], Seq):
-                part.args = tuple(state.items[1].items)
+                part.args = _as_args(state.items[1])
+            if len(state.items) > 2 and isinstance(state.items[2], Map):
+                part.kwargs = _as_kwargs(state.items[2])
             part.origin = None
 
     def _mutate(self, target: Ref, key: str, value: Any) -> None:
@@ -88,28 +107,87 @@ class _ObjectState:
         self.overlay[target.child(key).full] = value
 
     def _store_items(self, target: Any, pairs: list[tuple[Any, Any]]) -> None:
+        """SETITEM(S): ``target[key] = value``, i.e. ``type(target).__setitem__`` for any object."""
         if isinstance(target, Map):
             target.store(pairs, self.limits.max_kept_items)
-        elif isinstance(target, Ref):
-            for key, value in pairs:
-                if target.qualname.endswith("__dict__") and isinstance(key, str):
-                    namespace = Ref(target.module, target.qualname[: -len("__dict__")].rstrip("."))
-                    self._mutate(namespace, key, value)
-                else:
-                    self._record(
-                        target, "mutated", f"{render(target)}[{render(key)}] = {render(value)}"
-                    )
-        elif is_const(target) or isinstance(target, Seq):
+            return
+        if isinstance(target, Seq) and target.kind == "list":
+            self._set_list_items(target, pairs)
+            return
+        if is_const(target) or isinstance(target, Seq):
             raise _Malformed(f"cannot set items on {type(target).__name__}")
+        for key, value in pairs:
+            if isinstance(target, Ref) and target.qualname.endswith("__dict__") and isinstance(
+                key, str
+            ):
+                namespace = Ref(target.module, target.qualname[: -len("__dict__")].rstrip("."))
+                self._mutate(namespace, key, value)
+                continue
+            if isinstance(target, Ref):
+                expression = f"{render(target)}[{render(key)}] = {render(value)}"
+                self._record(target, "mutated", expression)
+            self._protocol_call(target, "__setitem__", (key, value))
 
-    def _append(self, target: Any, items: list[Any]) -> None:
+    def _set_list_items(self, target: Seq, pairs: list[tuple[Any, Any]]) -> None:
+        """``a_list[i] = v`` works in both unpicklers for an index in range."""
+        for key, value in pairs:
+            if not isinstance(key, int) or not -target.count <= key < target.count:
+                raise _Malformed("list assignment index out of range or not an int")
+            index = key % target.count
+            if index < len(target.items):
+                target.items[index] = value
+
+    def _append(self, target: Any, items: list[Any], *, single: bool = False) -> None:
+        """APPEND/APPENDS: ``extend(items)`` if the object has it, else ``append`` per item.
+
+        ``pickle.py``'s APPEND calls ``append(x)``; ``_pickle.c``'s calls ``extend([x])`` when an
+        ``extend`` exists. On anything but a list these are calls of whatever the object (or a
+        value planted on it or its class) holds under those names, so both are recorded.
+        """
         if isinstance(target, Seq) and target.kind == "list":
             target.extend(items, self.limits.max_kept_items)
-        elif isinstance(target, Ref):
-            self._record(
-                target,
-                "mutated",
-                f"{render(target)}.extend({render(Seq.capped('list', items, 4))})",
-            )
-        elif is_const(target) or isinstance(target, (Seq, Map)):
+            return
+        if is_const(target) or isinstance(target, (Seq, Map)):
             raise _Malformed(f"cannot append to {type(target).__name__}")
+        listed = Seq.capped("list", items, self.limits.max_kept_items)
+        if isinstance(target, Ref):
+            shown = render(Seq.capped("list", items, 4))
+            self._record(target, "mutated", f"{render(target)}.extend({shown})")
+        first = items[0] if items else Unknown("no item")
+        if single:
+            self._protocol_call(target, "append", (first,))
+            if self._planted(target, "extend") is not None:
+                self._protocol_call(target, "extend", (listed,))
+            return
+        self._protocol_call(target, "extend", (listed,))
+        if self._planted(target, "append") is not None:
+            self._protocol_call(target, "append", (first,))
+
+    def _add_items(self, target: Any, items: list[Any]) -> None:
+        """ADDITEMS: ``set.update`` on a set, ``target.add(x)`` per item on anything else."""
+        if isinstance(target, Seq) and target.kind == "set":
+            target.extend(items, self.limits.max_kept_items)
+            return
+        if is_const(target) or isinstance(target, (Seq, Map)):
+            raise _Malformed(f"cannot add items to {type(target).__name__}")
+        if isinstance(target, Ref):
+            self._record(target, "mutated", f"{render(target)}.add(...)")
+        self._protocol_call(target, "add", (items[0] if items else Unknown("no item"),))
+
+    def _planted(self, target: Any, method: str) -> Any:
+        """A value stored under ``method`` on the object (BUILD of its dict) or on its class
+        (setattr, BUILD of a class or module): what ``getattr(target, method)`` finds first."""
+        if isinstance(target, CallResult):
+            planted = target.attrs.get(method)
+            if planted is not None:
+                return planted
+            target = target.callee
+        if isinstance(target, Ref):
+            return self.overlay.get(target.child(method).full)
+        return None
+
+    def _protocol_call(self, target: Any, method: str, args: tuple[Any, ...]) -> None:
+        """A method the unpickler itself calls on an object the pickle built. A planted value is
+        called like any callee; otherwise the call is recorded as ``<type>.<method>``."""
+        planted = self._planted(target, method)
+        self._call(planted if planted is not None else attribute(target, method), args, {})

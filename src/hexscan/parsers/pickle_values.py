@@ -195,9 +195,13 @@ class Map:
         self.count = 0
 
     def store(self, pairs: list[tuple[Any, Any]], cap: int) -> None:
-        room = cap - len(self.items)
-        if room > 0:
-            self.items.extend(pairs[:room])
+        room = max(cap - len(self.items), 0)
+        self.items.extend(pairs[:room])
+        for key, value in pairs[room:]:  # past the cap, keep what the unpickler will call
+            if isinstance(key, str) and key in PROTOCOL_METHODS:
+                self.items.append((key, value))
+                if len(self.items) > cap + 4 * len(PROTOCOL_METHODS):
+                    self.items = self.items[:cap] + _last_per_key(self.items[cap:])
         self.count += len(pairs)
 
     def lookup(self, key: Any) -> Any:
@@ -208,6 +212,14 @@ class Map:
                 found = v
         return found
 
+
+def _last_per_key(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    return list({key: (key, value) for key, value in pairs}.values())
+
+
+PROTOCOL_METHODS = frozenset({"__setstate__", "append", "extend", "add", "__setitem__"})
+"""Names the unpickler looks up on objects it builds (BUILD, APPEND(S), ADDITEMS, SETITEM(S)):
+never dropped from a dict state or an object's attributes, whatever their size."""
 
 _MISSING = object()
 CONST_TYPES = (str, bytes, int, float, complex, bool, type(None))
