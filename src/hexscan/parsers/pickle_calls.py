@@ -206,6 +206,9 @@ def _call_partial(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> 
     return Partial(args[0], tuple(args[1:]), dict(kwargs), expr) if args else None
 
 
+_PARTIALS = frozenset({"functools.partial", "_functools.partial"})
+
+
 def _call_getitem(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
     return m._record_reached(item(args[0], args[1], expr)) if len(args) == 2 else None
 

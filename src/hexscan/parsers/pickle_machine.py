@@ -14,10 +14,12 @@ from typing import Any
 from hexscan.parsers.pickle_calls import (
     _CALL_SPECIALS,
     _INSTANCE_CALLS,
+    _PARTIALS,
     _canonical,
     _root_ref,
     canonical_name,
 )
+from hexscan.parsers.pickle_frames import _FrameRules
 from hexscan.parsers.pickle_nested import _nested_payload
 from hexscan.parsers.pickle_opcodes import _OpcodeHandlers
 from hexscan.parsers.pickle_reader import (
@@ -57,7 +59,7 @@ from hexscan.parsers.pickle_view import (
 )
 
 
-class _Machine(_OpcodeHandlers, _ObjectState):
+class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules):
     """One run over a reader: all its pickle streams, then the nested pickles in their values."""
 
     def __init__(self, reader: _Reader, limits: PickleLimits, budget: _Budget, depth: int) -> None:
@@ -226,8 +228,13 @@ class _Machine(_OpcodeHandlers, _ObjectState):
     def _note_constant(self, value: Any) -> Any:
         """Remember str/bytes constants that hold a pickle, to scan after the stream."""
         found = _nested_payload(value, self.limits.min_nested_bytes)
-        if found and len(self.rec.candidates) < self.limits.max_nested_pickles:
+        if not found:
+            return value
+        if len(self.rec.candidates) < self.limits.max_nested_pickles:
             self.rec.candidates.append((self.op_offset, found[0], found[1]))
+        elif not any(hit.limit == "max_nested_pickles" for hit in self.rec.limits):
+            self.rec.limits.append(LimitHit(
+                "max_nested_pickles", self.op_offset, "too many embedded pickles to scan"))
         return value
 
     def _force_nested(self, data: bytes) -> None:
@@ -290,21 +297,6 @@ class _Machine(_OpcodeHandlers, _ObjectState):
             return bytearray(data)
         value = data.decode("utf-8", "surrogatepass") if kind == "str" else data
         return self._note_constant(value) if size >= self.limits.min_nested_bytes else value
-
-    def _frame_overrun(self, start: int, data: bytes) -> None:
-        """A value that runs past the end of its FRAME (anchors B9, python/cpython#154848).
-
-        A frame-respecting unpickler stops the value at the frame end and reads the rest as
-        opcodes; a reader that ignores frames (this machine, pickletools) sees one long value.
-        Both readings are kept: the break is recorded and the bytes past the frame end are
-        analysed as a pickle of their own.
-        """
-        cut = self.frame_end - start
-        self.rec.malformations.append(Malformation(
-            self.op_offset, f"a {len(data)}-byte value runs {len(data) - cut} bytes past the end "
-            "of its FRAME; a frame-respecting unpickler reads those bytes as opcodes",
-            self.stream_index))
-        self._force_nested(data[cut:])
 
     def _line(self) -> bytes | Blob:
         return self.r.line(self.limits.max_value_bytes * 4 + 64, self.limits.kept_head_bytes)
@@ -406,6 +398,8 @@ class _Machine(_OpcodeHandlers, _ObjectState):
         """``cls.__new__(cls, *args)``: the object protocol (NEWOBJ, copyreg.__newobj__ ...)."""
         expr = CallResult(cls, args, kwargs, kind="new")
         self._record(cls, "constructed", render(expr))
+        if args and _canonical(_root_ref(cls)) in _PARTIALS:  # partial.__new__(partial, f, *a)
+            return Partial(args[0], args[1:], dict(kwargs), expr)
         return expr
 
     def _instantiate(self, cls: Any, args: list[Any]) -> Any:

@@ -379,11 +379,9 @@ class _OpcodeHandlers(_TextOpcodes):
         if self.protocol > 5:
             raise _Malformed(f"unsupported pickle protocol {self.protocol}")
 
-    def _op_frame(self) -> None:
-        size = self._int_arg("<Q", 8)
-        self.frame_end = self.r.offset + size
-
     def _op_stop(self) -> bool:
         if not self.stack:
             raise _Malformed("STOP with an empty stack")
+        if self.frame_end > self.r.offset:
+            self._stop_inside_frame()
         return True
