@@ -63,7 +63,7 @@ def _strtol(text: bytes) -> int | None:
 def int_literal(line: bytes) -> int:
     """The value of ``I<line>\\n`` under the C unpickler (a superset of the Python one's)."""
     if not line:
-        raise _Malformed("INT argument is empty")
+        raise ValueError("INT argument is empty")
     text = _c_string(line)
     value = _strtol(text)
     if value is None:
@@ -76,7 +76,7 @@ def int_literal(line: bytes) -> int:
 def long_literal(line: bytes) -> int:
     """The value of ``L<line>\\n``: one trailing ``L`` removed, then base 0."""
     if not line:
-        raise _Malformed("LONG argument is empty")
+        raise ValueError("LONG argument is empty")
     return int(_c_string(line[:-1] if line.endswith(b"L") else line), 0)
 
 
