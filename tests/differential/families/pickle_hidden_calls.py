@@ -38,8 +38,9 @@ GADGET = glob("differential.gadget", "run")
 # Objects the hidden call is made on (protocol 0 text; each pushes one object).
 OBJECTS: dict[str, bytes] = {
     "namespace_call": glob("types", "SimpleNamespace") + b"(tR",
-    "namespace_reconstructor": glob("copyreg", "_reconstructor")
-    + b"(" + glob("types", "SimpleNamespace") + glob("builtins", "object") + b"NtR",
+    "namespace_newobj": glob("types", "SimpleNamespace") + b")\x81",
+    "argparse_reconstructor": glob("copyreg", "_reconstructor")
+    + b"(" + glob("argparse", "Namespace") + glob("builtins", "object") + b"NtR",
     "argparse_namespace": glob("argparse", "Namespace") + b"(tR",
 }
 
