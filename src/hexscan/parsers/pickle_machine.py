@@ -20,7 +20,7 @@ from hexscan.parsers.pickle_calls import (
     canonical_name,
 )
 from hexscan.parsers.pickle_frames import _FrameRules
-from hexscan.parsers.pickle_nested import _nested_payload
+from hexscan.parsers.pickle_nested import _NestedPickles
 from hexscan.parsers.pickle_opcodes import _OpcodeHandlers
 from hexscan.parsers.pickle_reader import (
     _OPNAMES,
@@ -59,7 +59,7 @@ from hexscan.parsers.pickle_view import (
 )
 
 
-class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules):
+class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules, _NestedPickles):
     """One run over a reader: all its pickle streams, then the nested pickles in their values."""
 
     def __init__(self, reader: _Reader, limits: PickleLimits, budget: _Budget, depth: int) -> None:
@@ -223,46 +223,6 @@ class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules):
             truncated_values=self.truncated_values,
         )
 
-    # ------------------------------------------------------------------ nested pickles
-
-    def _note_constant(self, value: Any) -> Any:
-        """Remember str/bytes constants that hold a pickle, to scan after the stream."""
-        found = _nested_payload(value, self.limits.min_nested_bytes)
-        if not found:
-            return value
-        if len(self.rec.candidates) < self.limits.max_nested_pickles:
-            self.rec.candidates.append((self.op_offset, found[0], found[1]))
-        elif not any(hit.limit == "max_nested_pickles" for hit in self.rec.limits):
-            self.rec.limits.append(LimitHit(
-                "max_nested_pickles", self.op_offset, "too many embedded pickles to scan"))
-        return value
-
-    def _force_nested(self, data: bytes) -> None:
-        """Scan ``data`` as a pickle even if it does not look like one (a loader will load it)."""
-        if not any(candidate[2] is data for candidate in self.rec.candidates):
-            self.rec.candidates.append((self.op_offset, "raw", data))
-
-    def _scan_nested(self) -> list[NestedPickle]:
-        found: list[NestedPickle] = []
-        if self.depth >= self.limits.max_nested_depth:
-            if self.kept.candidates:
-                offset = self.kept.candidates[0][0]
-                self.kept.limits.append(
-                    LimitHit("max_nested_depth", offset, "embedded pickles nested too deep to scan")
-                )
-            return found
-        for offset, encoding, data in self.kept.candidates:
-            if self.budget.nested_left <= 0:
-                self.kept.limits.append(
-                    LimitHit("max_nested_pickles", offset, "too many embedded pickles to scan")
-                )
-                break
-            self.budget.nested_left -= 1
-            view = _Machine(_Reader(data), self.limits, self.budget, self.depth + 1).run()
-            if any(s.complete for s in view.streams) or view.globals:
-                found.append(NestedPickle(offset, encoding, self.depth + 1, view))
-        return found
-
     # ------------------------------------------------------------------ stack helpers
 
     def _pop(self) -> Any:
@@ -394,7 +354,7 @@ class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules):
             self._note_constant(value)
         return value
 
-    def _construct(self, cls: Any, args: Args, kwargs: Kwargs) -> CallResult:
+    def _construct(self, cls: Any, args: Args, kwargs: Kwargs) -> CallResult | Partial:
         """``cls.__new__(cls, *args)``: the object protocol (NEWOBJ, copyreg.__newobj__ ...)."""
         expr = CallResult(cls, args, kwargs, kind="new")
         self._record(cls, "constructed", render(expr))
