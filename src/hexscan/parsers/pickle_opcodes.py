@@ -232,9 +232,11 @@ class _OpcodeHandlers(_TextOpcodes):
 
     def _op_setitems(self) -> None:
         items = self._pop_mark()
-        if len(items) % 2:
+        pairs = list(zip(items[::2], items[1::2], strict=False))
+        if len(items) % 2:  # pickle.py stores the whole pairs before it fails (_pickle.c does not)
+            self._store_items(self._top(), pairs)
             raise _Malformed("odd number of items for SETITEMS")
-        self._store_items(self._top(), list(zip(items[::2], items[1::2], strict=True)))
+        self._store_items(self._top(), pairs)
 
     def _op_additems(self) -> None:
         items = self._pop_mark()
