@@ -15,6 +15,12 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hexscan.parsers.pickle_folds import (
+    attribute,
+    imported_module,
+    item,
+    split_dotted,
+)
 from hexscan.parsers.pickle_values import (
     Args,
     Attr,
@@ -26,12 +32,8 @@ from hexscan.parsers.pickle_values import (
     Seq,
     Unknown,
     UnknownExtension,
-    attribute,
-    imported_module,
     is_const,
-    item,
     render,
-    split_dotted,
 )
 
 if TYPE_CHECKING:

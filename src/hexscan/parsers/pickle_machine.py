@@ -19,6 +19,12 @@ from hexscan.parsers.pickle_calls import (
     _root_ref,
     canonical_name,
 )
+from hexscan.parsers.pickle_folds import (
+    NOT_FOLDED,
+    attribute,
+    fold_call,
+    fold_method,
+)
 from hexscan.parsers.pickle_frames import _FrameRules
 from hexscan.parsers.pickle_nested import _NestedPickles
 from hexscan.parsers.pickle_opcodes import _OpcodeHandlers
@@ -32,7 +38,6 @@ from hexscan.parsers.pickle_reader import (
 )
 from hexscan.parsers.pickle_state import _ObjectState
 from hexscan.parsers.pickle_values import (
-    NOT_FOLDED,
     Args,
     Attr,
     Blob,
@@ -40,9 +45,6 @@ from hexscan.parsers.pickle_values import (
     Kwargs,
     Partial,
     Ref,
-    attribute,
-    fold_call,
-    fold_method,
     is_const,
     render,
 )

@@ -20,6 +20,9 @@ from hexscan.parsers.pickle_calls import (
     _shape_count,
     _state_items,
 )
+from hexscan.parsers.pickle_folds import (
+    attribute,
+)
 from hexscan.parsers.pickle_reader import _Malformed
 from hexscan.parsers.pickle_values import (
     PROTOCOL_METHODS,
@@ -29,7 +32,6 @@ from hexscan.parsers.pickle_values import (
     Ref,
     Seq,
     Unknown,
-    attribute,
     is_const,
     render,
 )
