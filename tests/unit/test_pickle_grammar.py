@@ -132,6 +132,23 @@ def test_planted_protocol_method_is_a_call_of_what_was_planted(method: str, trig
     assert _worst(data) == "HIGH"
 
 
+@pytest.mark.parametrize("filler", [0, 300])
+def test_planted_under_a_computed_name_is_called(filler: int) -> None:
+    name = (glob("builtins", "str") + b"(" + glob("pathlib", "PurePosixPath") + b"("
+            + sstr("append") + b"tRtR")  # str(PurePosixPath('append')) == 'append'
+    pairs = b"".join(ustr(f"k{i}") + b"K\x00" for i in range(filler))
+    data = (b"\x80\x02" + NAMESPACE + b"(" + pairs + name + GADGET + b"db" + sstr("x")
+            + b"a.")
+    assert "gadgets.lib.run" in _called(analyze_pickle(data))
+    assert _worst(data) == "HIGH"
+
+
+def test_too_many_computed_names_are_a_limit() -> None:
+    pairs = b"".join(glob("mylib", f"name{i}") + GADGET for i in range(40))
+    data = b"\x80\x02" + NAMESPACE + b"(" + pairs + b"db."
+    assert any(hit.limit == "max_kept_items" for hit in analyze_pickle(data).limit_hits)
+
+
 def test_planted_on_the_class_is_called_on_its_instances() -> None:
     data = (b"\x80\x02" + glob("argparse", "Namespace") + b"(N(" + ustr("append") + GADGET
             + b"dtb0" + glob("argparse", "Namespace") + b"(tR" + sstr("x") + b"a.")

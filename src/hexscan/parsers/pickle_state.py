@@ -23,8 +23,10 @@ from hexscan.parsers.pickle_calls import (
 from hexscan.parsers.pickle_folds import (
     attribute,
 )
-from hexscan.parsers.pickle_reader import _Malformed
+from hexscan.parsers.pickle_reader import _Limit, _Malformed
 from hexscan.parsers.pickle_values import (
+    COMPUTED_NAME,
+    MAX_COMPUTED_KEYS,
     PROTOCOL_METHODS,
     CallResult,
     Map,
@@ -33,6 +35,8 @@ from hexscan.parsers.pickle_values import (
     Seq,
     Unknown,
     is_const,
+    may_be_callable,
+    may_be_name,
     render,
 )
 
@@ -49,9 +53,10 @@ class _ObjectState:
 
     def _build(self, inst: Any, state: Any) -> None:
         """BUILD: a planted ``__setstate__`` is called; on a global it is an attribute overwrite."""
-        setstate = self._planted(inst, "__setstate__")
-        if setstate is not None:
-            self._call(setstate, (state,), {})
+        planted = self._planted(inst, "__setstate__")
+        if planted:
+            for setstate in planted:
+                self._call(setstate, (state,), {})
             return
         if isinstance(inst, CallResult) and _root_ref(inst.callee).full in _JOBLIB_WRAPPERS:
             self._joblib_array(state)
@@ -69,6 +74,28 @@ class _ObjectState:
                 or key in inst.attrs
             ):
                 inst.attrs[key] = value  # past the cap, the names the unpickler calls are kept
+        self._computed_names(inst, state)
+
+    def _computed_names(self, inst: Any, state: Any) -> None:
+        """State entries whose name is computed at load time (``numpy.str_('append')`` hashes
+        and compares like ``'append'``): their values count as planted under every name."""
+        parts = list(state.items) if isinstance(state, Seq) and state.kind == "tuple" else [state]
+        for part in parts:
+            if not isinstance(part, Map):
+                continue
+            if part.computed_kept > MAX_COMPUTED_KEYS:
+                raise _Limit("max_kept_items", "too many state entries under computed names")
+            for key, value in part.items:
+                if not (may_be_name(key) and may_be_callable(value)):
+                    continue
+                if isinstance(inst, Ref):
+                    self._record(inst, "mutated", f"setattr({render(inst)}, {render(key)}, "
+                                 f"{render(value)})")
+                elif isinstance(inst, CallResult):
+                    computed = inst.attrs.setdefault(COMPUTED_NAME, [])
+                    if len(computed) >= MAX_COMPUTED_KEYS:
+                        raise _Limit("max_kept_items", "too many attributes under computed names")
+                    computed.append(value)
 
     def _joblib_array(self, state: Any) -> None:
         """joblib's unpickler reads an array's data from the file right after its wrapper's BUILD:
@@ -158,11 +185,11 @@ class _ObjectState:
         first = items[0] if items else Unknown("no item")
         if single:
             self._protocol_call(target, "append", (first,))
-            if self._planted(target, "extend") is not None:
+            if self._planted(target, "extend"):
                 self._protocol_call(target, "extend", (listed,))
             return
         self._protocol_call(target, "extend", (listed,))
-        if self._planted(target, "append") is not None:
+        if self._planted(target, "append"):
             self._protocol_call(target, "append", (first,))
 
     def _add_items(self, target: Any, items: list[Any]) -> None:
@@ -176,20 +203,26 @@ class _ObjectState:
             self._record(target, "mutated", f"{render(target)}.add(...)")
         self._protocol_call(target, "add", (items[0] if items else Unknown("no item"),))
 
-    def _planted(self, target: Any, method: str) -> Any:
-        """A value stored under ``method`` on the object (BUILD of its dict) or on its class
-        (setattr, BUILD of a class or module): what ``getattr(target, method)`` finds first."""
+    def _planted(self, target: Any, method: str) -> list[Any]:
+        """Values stored under ``method`` on the object (BUILD of its dict, also under a computed
+        name) or on its class (setattr, BUILD of a class or module): what
+        ``getattr(target, method)`` may find before the type's own method."""
         if isinstance(target, CallResult):
             planted = target.attrs.get(method)
             if planted is not None:
-                return planted
+                return [planted]
+            computed = list(target.attrs.get(COMPUTED_NAME, ()))
             target = target.callee
+        else:
+            computed = []
         if isinstance(target, Ref):
-            return self.overlay.get(target.child(method).full)
-        return None
+            overlaid = self.overlay.get(target.child(method).full)
+            if overlaid is not None:
+                return [overlaid]
+        return computed
 
     def _protocol_call(self, target: Any, method: str, args: tuple[Any, ...]) -> None:
         """A method the unpickler itself calls on an object the pickle built. A planted value is
         called like any callee; otherwise the call is recorded as ``<type>.<method>``."""
-        planted = self._planted(target, method)
-        self._call(planted if planted is not None else attribute(target, method), args, {})
+        for callee in self._planted(target, method) or [attribute(target, method)]:
+            self._call(callee, args, {})

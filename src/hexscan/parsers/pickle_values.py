@@ -179,20 +179,26 @@ class Seq:
 class Map:
     """A dict: the first ``cap`` (key, value) pairs and the exact number of SETITEM stores."""
 
-    __slots__ = ("items", "count")
+    __slots__ = ("items", "count", "computed_kept")
 
     def __init__(self) -> None:
         self.items: list[tuple[Any, Any]] = []
         self.count = 0
+        self.computed_kept = 0
+        """Pairs past the cap with a computed key and a non-constant value."""
 
     def store(self, pairs: list[tuple[Any, Any]], cap: int) -> None:
         room = max(cap - len(self.items), 0)
         self.items.extend(pairs[:room])
-        for key, value in pairs[room:]:  # past the cap, keep what the unpickler will call
+        for key, value in pairs[room:]:  # past the cap, keep what the unpickler may call
             if isinstance(key, str) and key in PROTOCOL_METHODS:
                 self.items.append((key, value))
                 if len(self.items) > cap + 4 * len(PROTOCOL_METHODS):
                     self.items = self.items[:cap] + _last_per_key(self.items[cap:])
+            elif may_be_name(key) and may_be_callable(value):
+                if self.computed_kept < MAX_COMPUTED_KEYS:
+                    self.items.append((key, value))
+                self.computed_kept += 1  # past MAX_COMPUTED_KEYS, BUILD reports a limit
         self.count += len(pairs)
 
     def lookup(self, key: Any) -> Any:
@@ -212,12 +218,30 @@ PROTOCOL_METHODS = frozenset({"__setstate__", "append", "extend", "add", "__seti
 """Names the unpickler looks up on objects it builds (BUILD, APPEND(S), ADDITEMS, SETITEM(S)):
 never dropped from a dict state or an object's attributes, whatever their size."""
 
+COMPUTED_NAME = "\0computed"
+"""Key of ``CallResult.attrs`` holding values stored under computed names (no str has a NUL
+in a real attribute name reached by the unpickler)."""
+MAX_COMPUTED_KEYS = 16
+"""State entries under a computed (non-constant) key kept per object: such a key may turn out to
+be any name, so its value is treated as planted under every name the unpickler calls."""
+
 _MISSING = object()
 CONST_TYPES = (str, bytes, int, float, complex, bool, type(None))
 
 
 def is_const(value: Any) -> bool:
     return isinstance(value, CONST_TYPES)
+
+
+def may_be_name(key: Any) -> bool:
+    """A computed key that may equal an attribute name at load time (a str subclass, a global
+    that is a str ...); constants, tuples and dicts never do."""
+    return isinstance(key, (Ref, CallResult, Attr, Unknown, Persistent))
+
+
+def may_be_callable(value: Any) -> bool:
+    """A value the unpickler could call: not a constant or a plain container."""
+    return not (is_const(value) or isinstance(value, (Seq, Map, Blob, bytearray)))
 
 
 # ---------------------------------------------------------------------------- rendering

@@ -90,6 +90,13 @@ def _cases() -> Iterator[tuple[str, Callable[[str], bytes]]]:
     yield "planted_on_class", lambda s: (
         b"\x80\x02" + glob("argparse", "Namespace") + b"(N(" + ustr("append") + GADGET
         + b"dtb0" + glob("argparse", "Namespace") + b"(tR" + sstr(s) + b"a.")
+    # planted under a name computed at load time by allowlisted calls: str(PurePosixPath('append'))
+    computed = (glob("builtins", "str") + b"(" + glob("pathlib", "PurePosixPath") + b"("
+                + sstr("append") + b"tRtR")
+    for filler in (0, 300):
+        yield f"planted_under_computed_name_{filler}", lambda s, n=filler: (
+            b"\x80\x02" + obj + b"(" + b"".join(ustr(f"k{i}") + b"K\x00" for i in range(n))
+            + computed + GADGET + b"db" + sstr(s) + b"a.")
     # partial: called by REDUCE, as REDUCE's callable, and as CPython pickles a partial
     yield "partial_called", lambda s: (
         glob("functools", "partial") + b"(" + GADGET + sstr(s) + b"tR(tR.")
