@@ -23,6 +23,7 @@ import numpy
 import pytest
 from regression.pickle_asm import glob, sstr, ustr
 
+from hexscan.formats.probes import looks_like_pickle
 from hexscan.parsers.pickle_vm import PickleLimits, PickleView, analyze_pickle
 from hexscan.policy.pickle_policy import judge, load_policy
 
@@ -226,3 +227,20 @@ def test_pickles_past_the_nested_cap_are_a_limit_not_forgotten() -> None:
     data = pickle.dumps([inner] * 1 + [inner + bytes([i]) for i in range(5)], 2)
     view = analyze_pickle(data, PickleLimits(max_nested_pickles=2))
     assert any(hit.limit == "max_nested_pickles" for hit in view.limit_hits)
+
+
+@pytest.mark.parametrize("data", [
+    b"I0x1f\n0" + glob("os", "system") + b"(" + sstr("id") + b"tR.",
+    b"I010\n0(I1\nI2\nl.",
+    b"\x80\x01" + glob("os", "system") + b"(" + sstr("id") + b"tR.",
+    b"\x80\x00(I1\nF1_0.5\nl.",
+    b"(0" + glob("os", "system") + b"(" + sstr("id") + b"tR.",
+])
+def test_identification_takes_the_spellings_the_unpicklers_take(data: bytes) -> None:
+    assert looks_like_pickle(data, complete=True)
+
+
+@pytest.mark.parametrize("data", [b"\x80\x01\xff\xfe\x00\x00", b"\x80\x09(l.", b"\x80\x00",
+                                  b"I0x\n.", b"Ifoo\n."])
+def test_identification_still_refuses_what_no_unpickler_reads(data: bytes) -> None:
+    assert not looks_like_pickle(data, complete=True)
