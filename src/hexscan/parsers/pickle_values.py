@@ -190,7 +190,16 @@ class Map:
     def store(self, pairs: list[tuple[Any, Any]], cap: int) -> None:
         room = max(cap - len(self.items), 0)
         self.items.extend(pairs[:room])
-        for key, value in pairs[room:]:  # past the cap, keep what the unpickler may call
+        rest = pairs[room:]
+        if rest:  # past the cap, keep what the unpickler may call (one cheap pass over the rest)
+            self._keep_callable(
+                [p for p in rest if type(p[0]) not in _PLAIN_KEYS or p[0] in PROTOCOL_METHODS],
+                cap,
+            )
+        self.count += len(pairs)
+
+    def _keep_callable(self, pairs: list[tuple[Any, Any]], cap: int) -> None:
+        for key, value in pairs:
             if isinstance(key, str) and key in PROTOCOL_METHODS:
                 self.items.append((key, value))
                 if len(self.items) > cap + 4 * len(PROTOCOL_METHODS):
@@ -199,7 +208,6 @@ class Map:
                 if self.computed_kept < MAX_COMPUTED_KEYS:
                     self.items.append((key, value))
                 self.computed_kept += 1  # past MAX_COMPUTED_KEYS, BUILD reports a limit
-        self.count += len(pairs)
 
     def lookup(self, key: Any) -> Any:
         """The last value stored under constant ``key`` in the kept pairs (``_MISSING`` if none)."""
@@ -218,6 +226,8 @@ PROTOCOL_METHODS = frozenset({"__setstate__", "append", "extend", "add", "__seti
 """Names the unpickler looks up on objects it builds (BUILD, APPEND(S), ADDITEMS, SETITEM(S)):
 never dropped from a dict state or an object's attributes, whatever their size."""
 
+_PLAIN_KEYS = frozenset({str, int, float, bytes, bool, type(None)})
+"""Key types that are never a computed name (a plain str key is checked against the names)."""
 COMPUTED_NAME = "\0computed"
 """Key of ``CallResult.attrs`` holding values stored under computed names (no str has a NUL
 in a real attribute name reached by the unpickler)."""
