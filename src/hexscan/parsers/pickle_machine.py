@@ -274,7 +274,9 @@ class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules, _NestedPickles):
 
     # ------------------------------------------------------------------ recording
 
-    def _record(self, value: Any, use: str, expression: str | None = None) -> None:
+    def _record(self, value: Any, use: str, expression: Any = None) -> None:
+        """Count a use of the global behind ``value``; ``expression`` (text, or a value rendered
+        only for the first record of that global and use) says how it was used."""
         ref = _root_ref(value)
         key = (ref.module, ref.qualname, use)
         uses = self.rec.uses
@@ -288,7 +290,8 @@ class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules, _NestedPickles):
             qualname=ref.qualname,
             use=use,
             offset=self.op_offset,
-            expression=expression if expression is not None else render(value),
+            expression=render(value if expression is None else expression)
+            if not isinstance(expression, str) else expression,
             canonical=canonical_name(ref.module, ref.qualname),
             opcode=_OPNAMES.get(self.op_code, "?"),
             stream=self.stream_index,
@@ -338,7 +341,7 @@ class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules, _NestedPickles):
             apply = _INSTANCE_CALLS.get(_canonical(_root_ref(func.callee)))
             if apply:
                 return apply(self, func, args, kwargs, expr)
-        self._record(func, use, render(expr))
+        self._record(func, use, expr)
         if isinstance(func, Attr) and is_const(func.obj):
             folded = fold_method(func.obj, func.name, args, kwargs)
             return expr if folded is NOT_FOLDED else self._note_folded(folded)

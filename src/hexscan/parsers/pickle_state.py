@@ -145,16 +145,18 @@ class _ObjectState:
             return
         if is_const(target) or isinstance(target, Seq):
             raise _Malformed(f"cannot set items on {type(target).__name__}")
+        if not isinstance(target, Ref):  # one record per opcode unless something was planted
+            planted = bool(self._planted(target, "__setitem__"))
+            for key, value in pairs if planted else pairs[:1]:
+                self._protocol_call(target, "__setitem__", (key, value))
+            return
         for key, value in pairs:
-            if isinstance(target, Ref) and target.qualname.endswith("__dict__") and isinstance(
-                key, str
-            ):
+            if target.qualname.endswith("__dict__") and isinstance(key, str):
                 namespace = Ref(target.module, target.qualname[: -len("__dict__")].rstrip("."))
                 self._mutate(namespace, key, value)
                 continue
-            if isinstance(target, Ref):
-                expression = f"{render(target)}[{render(key)}] = {render(value)}"
-                self._record(target, "mutated", expression)
+            expression = f"{render(target)}[{render(key)}] = {render(value)}"
+            self._record(target, "mutated", expression)
             self._protocol_call(target, "__setitem__", (key, value))
 
     def _set_list_items(self, target: Seq, pairs: list[tuple[Any, Any]]) -> None:
