@@ -244,3 +244,12 @@ def test_identification_takes_the_spellings_the_unpicklers_take(data: bytes) -> 
                                   b"I0x\n.", b"Ifoo\n."])
 def test_identification_still_refuses_what_no_unpickler_reads(data: bytes) -> None:
     assert not looks_like_pickle(data, complete=True)
+
+
+def test_methods_called_on_what_an_embedded_pickle_returns_are_unresolved_calls() -> None:
+    """torch.storage._load_from_bytes returns whatever its pickle built (a planted append, say):
+    the unpickler's APPEND on it calls an unknown object's method, never an allowed one."""
+    inner = pickle.dumps([1], 2)
+    data = (b"\x80\x02" + glob("torch.storage", "_load_from_bytes") + b"(B"
+            + struct.pack("<I", len(inner)) + inner + b"tR" + sstr("x") + b"a.")
+    assert _worst(data) == "HIGH"

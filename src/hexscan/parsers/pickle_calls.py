@@ -292,15 +292,17 @@ _TRAMPOLINES: dict[str, Callable[[_Machine, Args, Kwargs, CallResult], Any]] = {
 }
 
 
-def _call_load_from_bytes(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> None:
+def _call_load_from_bytes(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
     """torch.storage._load_from_bytes(b) is torch.load of BytesIO(b) with weights_only=False
     (how plain pickle stores a tensor): constant bytes are scanned as a nested pickle; anything
-    else is recorded as the torch.load call it is."""
+    else is recorded as the torch.load call it is. What it returns is whatever that pickle
+    built, so methods the unpickler later calls on it are calls of an unknown object."""
     data = _arg(args, kwargs, 0, "b")
     if isinstance(data, bytes):
         m._force_nested(data)
     else:
         m._call(Ref("torch", "load"), (data,), {"weights_only": False})
+    return Unknown("the object an embedded pickle returns")
 
 
 _CALL_SPECIALS: dict[str, Callable[[_Machine, Args, Kwargs, CallResult], Any]] = {
