@@ -253,3 +253,14 @@ def test_methods_called_on_what_an_embedded_pickle_returns_are_unresolved_calls(
     data = (b"\x80\x02" + glob("torch.storage", "_load_from_bytes") + b"(B"
             + struct.pack("<I", len(inner)) + inner + b"tR" + sstr("x") + b"a.")
     assert _worst(data) == "HIGH"
+
+
+def test_names_planted_by_allowed_state_setters_are_seen() -> None:
+    """torch._utils._set_obj_state(obj, state) is setattr per item and returns obj."""
+    state = b"(" + ustr("append") + GADGET + b"d"
+    data = (b"\x80\x02" + glob("torch._utils", "_set_obj_state") + b"(" + NAMESPACE + state
+            + b"tR" + sstr("x") + b"a.")
+    assert "gadgets.lib.run" in _called(analyze_pickle(data))
+    tagged = (b"\x80\x02" + glob("torch.jit._pickle", "restore_type_tag") + b"(" + _plant("append")
+              + sstr("List[int]") + b"tR" + sstr("x") + b"a.")
+    assert "gadgets.lib.run" in _called(analyze_pickle(tagged))

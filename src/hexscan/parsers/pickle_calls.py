@@ -305,8 +305,28 @@ def _call_load_from_bytes(m: _Machine, args: Args, kwargs: Kwargs, expr: CallRes
     return Unknown("the object an embedded pickle returns")
 
 
+def _call_set_obj_state(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
+    """torch._utils._set_obj_state(obj, state): setattr per state item, then returns ``obj``, so
+    a name planted there is seen by the calls the unpickler later makes on it."""
+    if len(args) != 2:
+        return None
+    m._apply_state(args[0], args[1])
+    return args[0]
+
+
+def _call_identity(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
+    """Allowed helpers that return their first argument (torch/jit/_pickle.py)."""
+    return args[0] if args else None
+
+
 _CALL_SPECIALS: dict[str, Callable[[_Machine, Args, Kwargs, CallResult], Any]] = {
     **_TRAMPOLINES,
+    "torch._utils._set_obj_state": _call_set_obj_state,
+    "torch.jit._pickle.restore_type_tag": _call_identity,
+    "torch.jit._pickle.build_intlist": _call_identity,
+    "torch.jit._pickle.build_tensorlist": _call_identity,
+    "torch.jit._pickle.build_doublelist": _call_identity,
+    "torch.jit._pickle.build_boollist": _call_identity,
     "torch.storage._load_from_bytes": _call_load_from_bytes,
     "builtins.getattr": _call_getattr,
     "builtins.__import__": _call_import,

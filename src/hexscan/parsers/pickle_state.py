@@ -65,6 +65,11 @@ class _ObjectState:
             return
         if isinstance(inst, CallResult) and not isinstance(state, Map):
             inst.attrs.setdefault("__state__", state)
+        self._apply_state(inst, state)
+
+    def _apply_state(self, inst: Any, state: Any) -> None:
+        """``inst.__dict__.update(state)`` / setattr per slot-state item (BUILD without a
+        ``__setstate__``, torch's ``_set_obj_state``)."""
         for key, value in _state_items(state):
             if isinstance(inst, Ref):
                 self._mutate(inst, key, value)

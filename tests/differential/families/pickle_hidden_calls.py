@@ -97,6 +97,10 @@ def _cases() -> Iterator[tuple[str, Callable[[str], bytes]]]:
         yield f"planted_under_computed_name_{filler}", lambda s, n=filler: (
             b"\x80\x02" + obj + b"(" + b"".join(ustr(f"k{i}") + b"K\x00" for i in range(n))
             + computed + GADGET + b"db" + sstr(s) + b"a.")
+    # planted by an allowed helper that sets attributes and returns the object
+    yield "planted_by_set_obj_state", lambda s: (
+        b"\x80\x02" + glob("torch._utils", "_set_obj_state") + b"(" + obj + b"(" + ustr("append")
+        + GADGET + b"dtR" + sstr(s) + b"a.")
     # partial: called by REDUCE, as REDUCE's callable, and as CPython pickles a partial
     yield "partial_called", lambda s: (
         glob("functools", "partial") + b"(" + GADGET + sstr(s) + b"tR(tR.")
