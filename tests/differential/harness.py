@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+TESTS_DIR = Path(__file__).resolve().parent.parent
+
 SEVERITY_RANK = {"CRITICAL": 4, "HIGH": 3, "MEDIUM": 2, "LOW": 1, "INFO": 0}
 
 #: The real loaders, each a script run as ``python -c SCRIPT FILE...``. Each file is loaded in
@@ -42,6 +44,11 @@ LOADERS: dict[str, str] = {
         "import pickle\ndef load(p):\n    with open(p, 'rb') as f:\n"
         "        while f.peek(1):\n"
         "            pickle.load(f)\n"
+    ),
+    "pickle-py-all": (  # the same with the pure-Python unpickler (frames read as a whole)
+        "import pickle\ndef load(p):\n    with open(p, 'rb') as f:\n"
+        "        while f.peek(1):\n"
+        "            pickle._Unpickler(f).load()\n"
     ),
     "torch": (
         "import torch\ndef load(p):\n    torch.load(p, weights_only=False, map_location='cpu')\n"
@@ -144,6 +151,8 @@ def run_loader(loader: str, paths: list[Path], cwd: Path, timeout: float = 300) 
     start = 0
     script = _DRIVER.format(loader=LOADERS[loader])
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "KERAS_BACKEND": "torch"}
+    # the tests directory, so that a variant may name the stand-in gadget (differential.gadget)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(TESTS_DIR), env.get("PYTHONPATH"))))
     while start < len(paths):
         batch = [str(p) for p in paths[start:]]
         try:

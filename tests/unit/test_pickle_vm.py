@@ -19,6 +19,7 @@ import zipfile
 
 import pytest
 
+from hexscan.parsers.pickle_values import PROTOCOL_METHODS
 from hexscan.parsers.pickle_vm import GlobalUse, PickleLimits, PickleView, analyze_pickle
 
 # ---------------------------------------------------------------------------- helpers
@@ -158,6 +159,10 @@ def test_benign_values_parse_completely(protocol: int) -> None:
     assert view.opcode_count == sum(1 for _ in pickletools.genops(data))
     assert view.bytes_read == len(data)
     run = {g.canonical for g in view.globals if g.use in ("called", "constructed")}
+    # the unpickler's own calls of __setitem__/append/... on what it built, by owner class
+    protocol = {name for name in run if name.rpartition(".")[2] in PROTOCOL_METHODS}
+    assert {name.rpartition(".")[0] for name in protocol} <= VALUE_CONSTRUCTORS
+    run -= protocol
     assert {"collections.OrderedDict", "decimal.Decimal", "uuid.UUID"} <= run <= VALUE_CONSTRUCTORS
 
 

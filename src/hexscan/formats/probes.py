@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import pickletools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hexscan.formats import protobufs
 from hexscan.formats.kinds import Format
 from hexscan.formats.signatures import LZMA_ALONE_PROPS, TORCH_LEGACY_PROTOCOL
+from hexscan.parsers.pickle_text import float_literal, int_literal, long_literal
 from hexscan.parsers.protowire import FIXED32, LEN, VARINT, Field, WireError, iter_fields
 
 #: Opcodes a stream must read without error when only the head of a big file is held.
@@ -55,6 +57,8 @@ def looks_like_pickle(head: bytes, complete: bool) -> bool:
         return False
     if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
         return True
+    if head[0] == 0x80 and (len(head) < 2 or head[1] > 5):
+        return False
     # PROTO 0 and PROTO 1 are legal too (the unpickler accepts any protocol up to its highest):
     # two bytes are weak evidence there, so the stream is walked like an unmarked one.
     walk = walk_pickle(head)
@@ -84,8 +88,12 @@ def walk_pickle(head: bytes) -> PickleWalk:
     depth, ops, imported, names_ok = 0, 0, False, True
     marks: list[int] = []
     try:
-        for opcode, arg, pos in pickletools.genops(io.BytesIO(head)):
+        for opcode, arg, pos in _genops(io.BytesIO(head)):
             before = opcode.stack_before
+            if opcode.name == "POP" and depth == 0 and marks:
+                depth = marks.pop()  # POP on an empty stack after MARK pops the mark
+                ops += 1
+                continue
             if pickletools.markobject in before:
                 if not marks:
                     return PickleWalk(ops, None, imported, names_ok, underflow=True)
@@ -108,6 +116,49 @@ def walk_pickle(head: bytes) -> PickleWalk:
     except _PICKLE_ERRORS:
         pass
     return PickleWalk(ops, None, imported, names_ok)
+
+
+def _read_int_text(f: io.BytesIO) -> int:
+    """INT/LONG/GET/PUT text arguments as the unpicklers read them (base prefixes, octal, a
+    NUL ends the number in C); pickletools reads only plain decimals."""
+    line = f.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError("no newline")
+    try:
+        return int_literal(line[:-1])
+    except ValueError:
+        return long_literal(line[:-1])
+
+
+def _read_float_text(f: io.BytesIO) -> float:
+    line = f.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError("no newline")
+    return float_literal(line[:-1])
+
+
+_TEXT_READERS = {
+    id(pickletools.decimalnl_short): _read_int_text,
+    id(pickletools.decimalnl_long): _read_int_text,
+    id(pickletools.floatnl): _read_float_text,
+}
+_OPCODES = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
+
+
+def _genops(f: io.BytesIO) -> Iterator[tuple[pickletools.OpcodeInfo, object, int]]:
+    """``pickletools.genops`` with the unpicklers' own reading of numeric text arguments."""
+    while True:
+        pos = f.tell()
+        code = f.read(1)
+        opcode = _OPCODES.get(code)
+        if opcode is None:
+            raise ValueError(f"no opcode {code!r} at {pos}")
+        descriptor = opcode.arg
+        reader = _TEXT_READERS.get(id(descriptor)) if descriptor is not None else None
+        arg = None if descriptor is None else (reader or descriptor.reader)(f)
+        yield opcode, arg, pos
+        if code == b".":
+            return
 
 
 def _names_ok(opcode: str, arg: object) -> bool:

@@ -15,6 +15,12 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hexscan.parsers.pickle_folds import (
+    attribute,
+    imported_module,
+    item,
+    split_dotted,
+)
 from hexscan.parsers.pickle_values import (
     Args,
     Attr,
@@ -26,12 +32,8 @@ from hexscan.parsers.pickle_values import (
     Seq,
     Unknown,
     UnknownExtension,
-    attribute,
-    imported_module,
     is_const,
-    item,
     render,
-    split_dotted,
 )
 
 if TYPE_CHECKING:
@@ -206,6 +208,9 @@ def _call_partial(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> 
     return Partial(args[0], tuple(args[1:]), dict(kwargs), expr) if args else None
 
 
+_PARTIALS = frozenset({"functools.partial", "_functools.partial"})
+
+
 def _call_getitem(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
     return m._record_reached(item(args[0], args[1], expr)) if len(args) == 2 else None
 
@@ -287,19 +292,41 @@ _TRAMPOLINES: dict[str, Callable[[_Machine, Args, Kwargs, CallResult], Any]] = {
 }
 
 
-def _call_load_from_bytes(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> None:
+def _call_load_from_bytes(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
     """torch.storage._load_from_bytes(b) is torch.load of BytesIO(b) with weights_only=False
     (how plain pickle stores a tensor): constant bytes are scanned as a nested pickle; anything
-    else is recorded as the torch.load call it is."""
+    else is recorded as the torch.load call it is. What it returns is whatever that pickle
+    built, so methods the unpickler later calls on it are calls of an unknown object."""
     data = _arg(args, kwargs, 0, "b")
     if isinstance(data, bytes):
         m._force_nested(data)
     else:
         m._call(Ref("torch", "load"), (data,), {"weights_only": False})
+    return Unknown("the object an embedded pickle returns")
+
+
+def _call_set_obj_state(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
+    """torch._utils._set_obj_state(obj, state): setattr per state item, then returns ``obj``, so
+    a name planted there is seen by the calls the unpickler later makes on it."""
+    if len(args) != 2:
+        return None
+    m._apply_state(args[0], args[1])
+    return args[0]
+
+
+def _call_identity(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
+    """Allowed helpers that return their first argument (torch/jit/_pickle.py)."""
+    return args[0] if args else None
 
 
 _CALL_SPECIALS: dict[str, Callable[[_Machine, Args, Kwargs, CallResult], Any]] = {
     **_TRAMPOLINES,
+    "torch._utils._set_obj_state": _call_set_obj_state,
+    "torch.jit._pickle.restore_type_tag": _call_identity,
+    "torch.jit._pickle.build_intlist": _call_identity,
+    "torch.jit._pickle.build_tensorlist": _call_identity,
+    "torch.jit._pickle.build_doublelist": _call_identity,
+    "torch.jit._pickle.build_boollist": _call_identity,
     "torch.storage._load_from_bytes": _call_load_from_bytes,
     "builtins.getattr": _call_getattr,
     "builtins.__import__": _call_import,

@@ -14,11 +14,19 @@ from typing import Any
 from hexscan.parsers.pickle_calls import (
     _CALL_SPECIALS,
     _INSTANCE_CALLS,
+    _PARTIALS,
     _canonical,
     _root_ref,
     canonical_name,
 )
-from hexscan.parsers.pickle_nested import _nested_payload
+from hexscan.parsers.pickle_folds import (
+    NOT_FOLDED,
+    attribute,
+    fold_call,
+    fold_method,
+)
+from hexscan.parsers.pickle_frames import _FrameRules
+from hexscan.parsers.pickle_nested import _NestedPickles
 from hexscan.parsers.pickle_opcodes import _OpcodeHandlers
 from hexscan.parsers.pickle_reader import (
     _OPNAMES,
@@ -30,7 +38,6 @@ from hexscan.parsers.pickle_reader import (
 )
 from hexscan.parsers.pickle_state import _ObjectState
 from hexscan.parsers.pickle_values import (
-    NOT_FOLDED,
     Args,
     Attr,
     Blob,
@@ -38,9 +45,6 @@ from hexscan.parsers.pickle_values import (
     Kwargs,
     Partial,
     Ref,
-    attribute,
-    fold_call,
-    fold_method,
     is_const,
     render,
 )
@@ -57,7 +61,7 @@ from hexscan.parsers.pickle_view import (
 )
 
 
-class _Machine(_OpcodeHandlers, _ObjectState):
+class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules, _NestedPickles):
     """One run over a reader: all its pickle streams, then the nested pickles in their values."""
 
     def __init__(self, reader: _Reader, limits: PickleLimits, budget: _Budget, depth: int) -> None:
@@ -221,41 +225,6 @@ class _Machine(_OpcodeHandlers, _ObjectState):
             truncated_values=self.truncated_values,
         )
 
-    # ------------------------------------------------------------------ nested pickles
-
-    def _note_constant(self, value: Any) -> Any:
-        """Remember str/bytes constants that hold a pickle, to scan after the stream."""
-        found = _nested_payload(value, self.limits.min_nested_bytes)
-        if found and len(self.rec.candidates) < self.limits.max_nested_pickles:
-            self.rec.candidates.append((self.op_offset, found[0], found[1]))
-        return value
-
-    def _force_nested(self, data: bytes) -> None:
-        """Scan ``data`` as a pickle even if it does not look like one (a loader will load it)."""
-        if not any(candidate[2] is data for candidate in self.rec.candidates):
-            self.rec.candidates.append((self.op_offset, "raw", data))
-
-    def _scan_nested(self) -> list[NestedPickle]:
-        found: list[NestedPickle] = []
-        if self.depth >= self.limits.max_nested_depth:
-            if self.kept.candidates:
-                offset = self.kept.candidates[0][0]
-                self.kept.limits.append(
-                    LimitHit("max_nested_depth", offset, "embedded pickles nested too deep to scan")
-                )
-            return found
-        for offset, encoding, data in self.kept.candidates:
-            if self.budget.nested_left <= 0:
-                self.kept.limits.append(
-                    LimitHit("max_nested_pickles", offset, "too many embedded pickles to scan")
-                )
-                break
-            self.budget.nested_left -= 1
-            view = _Machine(_Reader(data), self.limits, self.budget, self.depth + 1).run()
-            if any(s.complete for s in view.streams) or view.globals:
-                found.append(NestedPickle(offset, encoding, self.depth + 1, view))
-        return found
-
     # ------------------------------------------------------------------ stack helpers
 
     def _pop(self) -> Any:
@@ -291,21 +260,6 @@ class _Machine(_OpcodeHandlers, _ObjectState):
         value = data.decode("utf-8", "surrogatepass") if kind == "str" else data
         return self._note_constant(value) if size >= self.limits.min_nested_bytes else value
 
-    def _frame_overrun(self, start: int, data: bytes) -> None:
-        """A value that runs past the end of its FRAME (anchors B9, python/cpython#154848).
-
-        A frame-respecting unpickler stops the value at the frame end and reads the rest as
-        opcodes; a reader that ignores frames (this machine, pickletools) sees one long value.
-        Both readings are kept: the break is recorded and the bytes past the frame end are
-        analysed as a pickle of their own.
-        """
-        cut = self.frame_end - start
-        self.rec.malformations.append(Malformation(
-            self.op_offset, f"a {len(data)}-byte value runs {len(data) - cut} bytes past the end "
-            "of its FRAME; a frame-respecting unpickler reads those bytes as opcodes",
-            self.stream_index))
-        self._force_nested(data[cut:])
-
     def _line(self) -> bytes | Blob:
         return self.r.line(self.limits.max_value_bytes * 4 + 64, self.limits.kept_head_bytes)
 
@@ -320,7 +274,9 @@ class _Machine(_OpcodeHandlers, _ObjectState):
 
     # ------------------------------------------------------------------ recording
 
-    def _record(self, value: Any, use: str, expression: str | None = None) -> None:
+    def _record(self, value: Any, use: str, expression: Any = None) -> None:
+        """Count a use of the global behind ``value``; ``expression`` (text, or a value rendered
+        only for the first record of that global and use) says how it was used."""
         ref = _root_ref(value)
         key = (ref.module, ref.qualname, use)
         uses = self.rec.uses
@@ -334,7 +290,8 @@ class _Machine(_OpcodeHandlers, _ObjectState):
             qualname=ref.qualname,
             use=use,
             offset=self.op_offset,
-            expression=expression if expression is not None else render(value),
+            expression=render(value if expression is None else expression)
+            if not isinstance(expression, str) else expression,
             canonical=canonical_name(ref.module, ref.qualname),
             opcode=_OPNAMES.get(self.op_code, "?"),
             stream=self.stream_index,
@@ -384,7 +341,7 @@ class _Machine(_OpcodeHandlers, _ObjectState):
             apply = _INSTANCE_CALLS.get(_canonical(_root_ref(func.callee)))
             if apply:
                 return apply(self, func, args, kwargs, expr)
-        self._record(func, use, render(expr))
+        self._record(func, use, expr)
         if isinstance(func, Attr) and is_const(func.obj):
             folded = fold_method(func.obj, func.name, args, kwargs)
             return expr if folded is NOT_FOLDED else self._note_folded(folded)
@@ -402,10 +359,12 @@ class _Machine(_OpcodeHandlers, _ObjectState):
             self._note_constant(value)
         return value
 
-    def _construct(self, cls: Any, args: Args, kwargs: Kwargs) -> CallResult:
+    def _construct(self, cls: Any, args: Args, kwargs: Kwargs) -> CallResult | Partial:
         """``cls.__new__(cls, *args)``: the object protocol (NEWOBJ, copyreg.__newobj__ ...)."""
         expr = CallResult(cls, args, kwargs, kind="new")
         self._record(cls, "constructed", render(expr))
+        if args and _canonical(_root_ref(cls)) in _PARTIALS:  # partial.__new__(partial, f, *a)
+            return Partial(args[0], args[1:], dict(kwargs), expr)
         return expr
 
     def _instantiate(self, cls: Any, args: list[Any]) -> Any:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import TYPE_CHECKING, Any
+
+from hexscan.parsers.pickle_reader import _Budget, _Reader
+from hexscan.parsers.pickle_view import LimitHit, NestedPickle, PickleLimits, PickleView
 
 _NESTED_B64 = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
 _NESTED_HEX = re.compile(rb"(?:[0-9a-fA-F]{2})+")
@@ -62,3 +66,58 @@ def _looks_like_pickle(data: bytes) -> bool:
     if len(data) < 4 or not _pickle_head(data):
         return False
     return data[:1] == b"\x80" or data.rstrip()[-1:] == b"."
+
+
+class _NestedPickles:
+    """Constants that hold a pickle, scanned after the stream (mixed into ``_Machine``)."""
+
+    rec: Any
+    kept: Any
+    limits: PickleLimits
+    budget: _Budget
+    depth: int
+    op_offset: int
+
+    if TYPE_CHECKING:  # the machine's own constructor and driver
+
+        def __init__(self, reader: _Reader, limits: PickleLimits, budget: _Budget,
+                     depth: int) -> None: ...
+        def run(self) -> PickleView: ...
+
+    def _note_constant(self, value: Any) -> Any:
+        """Remember str/bytes constants that hold a pickle, to scan after the stream."""
+        found = _nested_payload(value, self.limits.min_nested_bytes)
+        if not found:
+            return value
+        if len(self.rec.candidates) < self.limits.max_nested_pickles:
+            self.rec.candidates.append((self.op_offset, found[0], found[1]))
+        elif not any(hit.limit == "max_nested_pickles" for hit in self.rec.limits):
+            self.rec.limits.append(LimitHit(
+                "max_nested_pickles", self.op_offset, "too many embedded pickles to scan"))
+        return value
+
+    def _force_nested(self, data: bytes) -> None:
+        """Scan ``data`` as a pickle even if it does not look like one (a loader will load it)."""
+        if not any(candidate[2] is data for candidate in self.rec.candidates):
+            self.rec.candidates.append((self.op_offset, "raw", data))
+
+    def _scan_nested(self) -> list[NestedPickle]:
+        found: list[NestedPickle] = []
+        if self.depth >= self.limits.max_nested_depth:
+            if self.kept.candidates:
+                offset = self.kept.candidates[0][0]
+                self.kept.limits.append(
+                    LimitHit("max_nested_depth", offset, "embedded pickles nested too deep to scan")
+                )
+            return found
+        for offset, encoding, data in self.kept.candidates:
+            if self.budget.nested_left <= 0:
+                self.kept.limits.append(
+                    LimitHit("max_nested_pickles", offset, "too many embedded pickles to scan")
+                )
+                break
+            self.budget.nested_left -= 1
+            view = type(self)(_Reader(data), self.limits, self.budget, self.depth + 1).run()
+            if any(s.complete for s in view.streams) or view.globals:
+                found.append(NestedPickle(offset, encoding, self.depth + 1, view))
+        return found

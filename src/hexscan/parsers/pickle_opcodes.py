@@ -8,7 +8,6 @@ driver turns every exception into a recorded malformation.
 
 from __future__ import annotations
 
-import codecs
 import copyreg
 from collections.abc import Callable
 from typing import Any
@@ -17,14 +16,13 @@ from hexscan.parsers.pickle_calls import _as_args, _as_kwargs
 from hexscan.parsers.pickle_reader import (
     _FIXED_RUNS,
     _OPNAMES,
-    _PROTOCOL0_BOOLS,
     _TEXT_APPEND_RUNS,
     _Limit,
     _Malformed,
     _run_struct,
 )
+from hexscan.parsers.pickle_text import _TextOpcodes
 from hexscan.parsers.pickle_values import (
-    Blob,
     Buffer,
     Map,
     Persistent,
@@ -46,7 +44,7 @@ EXTENSION_REGISTRY: dict[int, tuple[str, str]] = {
 """Copy of the standard copyreg extension registry at import (empty unless something registered)."""
 
 
-class _OpcodeHandlers:
+class _OpcodeHandlers(_TextOpcodes):
     """Opcode methods; the state (stack, memo, reader ...) and helpers live in ``_Machine``."""
 
     # Provided by _Machine (declared here for readers and type checkers).
@@ -110,25 +108,6 @@ class _OpcodeHandlers:
         self._check_limits()
         return True
 
-    def _op_float(self) -> None:
-        if not self._text_append_run():
-            self.stack.append(float(self._text_arg()))
-
-    def _op_int(self) -> None:
-        if self._text_append_run():
-            return
-        text = self._text_arg()
-        self.stack.append(_PROTOCOL0_BOOLS[text] if text in _PROTOCOL0_BOOLS else int(text))
-
-    def _text_arg(self) -> bytes:
-        text = self._line()
-        if isinstance(text, Blob):
-            raise _Limit("max_value_bytes", "oversized numeric literal")
-        return text
-
-    def _op_long(self) -> None:
-        self.stack.append(int(self._text_arg().rstrip(b"L")))
-
     def _op_long1(self) -> None:
         self.stack.append(int.from_bytes(self.r.take(self.r.take(1)[0]), "little", signed=True))
 
@@ -141,18 +120,6 @@ class _OpcodeHandlers:
             else Unknown("huge int")
         )
 
-    def _op_string(self) -> None:
-        text = self._line()
-        if isinstance(text, Blob):
-            self.truncated_values += 1
-            self.stack.append(text)
-            return
-        if len(text) < 2 or text[:1] not in b"'\"" or text[-1:] != text[:1]:
-            raise _Malformed("STRING argument is not quoted")
-        self.stack.append(
-            self._note_constant(codecs.escape_decode(text[1:-1])[0].decode("latin-1"))
-        )
-
     def _op_binstring(self) -> None:
         self._push_latin1(self._value(self._int_arg("<i", 4), "bytes"))
 
@@ -161,14 +128,6 @@ class _OpcodeHandlers:
 
     def _push_latin1(self, value: Any) -> None:
         self.stack.append(value.decode("latin-1") if isinstance(value, bytes) else value)
-
-    def _op_unicode(self) -> None:
-        text = self._line()
-        if isinstance(text, Blob):
-            self.truncated_values += 1
-            self.stack.append(text)
-            return
-        self.stack.append(self._note_constant(text.decode("raw-unicode-escape")))
 
     def _op_short_binunicode(self) -> None:
         self.stack.append(self._value(self.r.byte(), "str"))
@@ -260,7 +219,7 @@ class _OpcodeHandlers:
 
     def _op_append(self) -> None:
         value = self._pop()
-        self._append(self._top(), [value])
+        self._append(self._top(), [value], single=True)
 
     def _op_appends(self) -> None:
         items = self._pop_mark()
@@ -273,19 +232,15 @@ class _OpcodeHandlers:
 
     def _op_setitems(self) -> None:
         items = self._pop_mark()
-        if len(items) % 2:
+        pairs = list(zip(items[::2], items[1::2], strict=False))
+        if len(items) % 2:  # pickle.py stores the whole pairs before it fails (_pickle.c does not)
+            self._store_items(self._top(), pairs)
             raise _Malformed("odd number of items for SETITEMS")
-        self._store_items(self._top(), list(zip(items[::2], items[1::2], strict=True)))
+        self._store_items(self._top(), pairs)
 
     def _op_additems(self) -> None:
         items = self._pop_mark()
-        target = self._top()
-        if isinstance(target, Seq) and target.kind == "set":
-            target.extend(items, self.limits.max_kept_items)
-        elif isinstance(target, Ref):
-            self._record(target, "mutated", f"{render(target)}.add(...)")
-        elif is_const(target) or isinstance(target, (Seq, Map)):
-            raise _Malformed(f"cannot add items to {type(target).__name__}")
+        self._add_items(self._top(), items)
 
     # stack and memo ---------------------------------------------------
 
@@ -323,9 +278,6 @@ class _OpcodeHandlers:
         except KeyError:
             raise _Malformed(f"memo key {index} has never been stored") from None
 
-    def _op_put(self) -> None:
-        self._memo_put(int(self._text_arg()))
-
     def _op_binput(self) -> None:
         self._memo_put(self.r.byte())
 
@@ -334,9 +286,6 @@ class _OpcodeHandlers:
 
     def _op_memoize(self) -> None:
         self._memo_put(len(self.memo))
-
-    def _op_get(self) -> None:
-        self._memo_get(int(self._text_arg()))
 
     def _op_binget(self) -> None:
         self._memo_get(self.r.byte())
@@ -432,11 +381,9 @@ class _OpcodeHandlers:
         if self.protocol > 5:
             raise _Malformed(f"unsupported pickle protocol {self.protocol}")
 
-    def _op_frame(self) -> None:
-        size = self._int_arg("<Q", 8)
-        self.frame_end = self.r.offset + size
-
     def _op_stop(self) -> bool:
         if not self.stack:
             raise _Malformed("STOP with an empty stack")
+        if self.frame_end > self.r.offset:
+            self._stop_inside_frame()
         return True

@@ -178,5 +178,4 @@ _TEXT_APPEND_RUNS: dict[int, tuple[re.Pattern[bytes], Callable[[bytes], Any]]] =
         int,
     ),  # not I00/I01: those are bools
 }
-_PROTOCOL0_BOOLS = {b"00": False, b"01": True}
 _OPNAMES = {ord(op.code.encode("latin-1")): op.name for op in pickletools.opcodes}

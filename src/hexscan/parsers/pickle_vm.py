@@ -22,8 +22,11 @@ This module is the public face; the machine is split by concern:
 * ``pickle_opcodes`` one handler per opcode
 * ``pickle_machine`` the driver, state, recording, globals, calls and BUILD semantics
 * ``pickle_calls``   call semantics: getattr/__import__/partial/operator, trampolines
-* ``pickle_nested``  detection of pickles hidden in str/bytes constants
-* ``pickle_values``  the symbolic values, their rendering and the pure constant folds
+* ``pickle_nested``  detection and scanning of pickles hidden in str/bytes constants
+* ``pickle_values``  the symbolic values and their rendering
+* ``pickle_folds``   names and attributes reached at load time, and the pure constant folds
+* ``pickle_text``    protocol-0 text arguments, read as _pickle.c and pickle.py read them
+* ``pickle_frames``  FRAME, and where the two unpicklers' readings of frames part
 """
 
 from __future__ import annotations

@@ -9,13 +9,15 @@ and the severity of everything else. :func:`judge` turns a
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from hexscan.parsers.pickle_vm import GlobalUse, NestedPickle, PickleView
+from hexscan.parsers.pickle_values import PROTOCOL_METHODS
+from hexscan.parsers.pickle_vm import GlobalUse, NestedPickle, PickleView, canonical_name
 
 __all__ = ["KINDS", "SEVERITIES", "PicklePolicy", "PolicyError", "Verdict", "judge", "load_policy"]
 
@@ -278,6 +280,12 @@ def _judge_use(use: GlobalUse, policy: PicklePolicy) -> Verdict | None:
             f"{use.expression}"
         )
         return _global_verdict(kind, policy.severity["unresolved"], use, message)
+    if _is_protocol_call(use):  # the unpickler's own append/__setitem__/... on what it built
+        owner_module, owner = use.module, use.qualname.rpartition(".")[0]
+        use = dataclasses.replace(use, qualname=owner, use="constructed",
+                                  canonical=canonical_name(owner_module, owner))
+        if "called" in (policy.allowed_uses(use.full) or ()):
+            return None
     allowed = policy.allowed_uses(use.full) or frozenset()
     if use.canonical != use.full:
         allowed |= policy.allowed_uses(use.canonical) or frozenset()
@@ -285,6 +293,17 @@ def _judge_use(use: GlobalUse, policy: PicklePolicy) -> Verdict | None:
         return None
     message = f"{use.full} is not on the allowlist and {_USE_PHRASE[use.use]}: {use.expression}"
     return _global_verdict(_USE_KIND[use.use], policy.severity[use.use], use, message)
+
+
+def _is_protocol_call(use: GlobalUse) -> bool:
+    """A method the unpickler calls on an object the pickle built, recorded as ``<type>.<method>``:
+    it is the class's own code, trusted exactly as far as constructing the class is."""
+    owner, _, method = use.qualname.rpartition(".")
+    return (use.use == "called" and bool(owner) and method in PROTOCOL_METHODS
+            and use.opcode in _PROTOCOL_OPCODES)
+
+
+_PROTOCOL_OPCODES = frozenset({"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"})
 
 
 def _global_verdict(kind: str, severity: str, use: GlobalUse, message: str) -> Verdict:
