@@ -77,6 +77,11 @@ LOADERS: dict[str, str] = {
         "def load(p):\n    m = keras.models.load_model(p, safe_mode=False, compile=False)\n"
         "    import numpy\n    m(numpy.zeros((1,) + tuple(m.input_shape[1:]), 'float32'))\n"
     ),
+    "keras-safe": (  # keras' default: safe_mode=True
+        "import os\nos.environ.setdefault('KERAS_BACKEND', 'torch')\nimport keras\n"
+        "def load(p):\n    m = keras.models.load_model(p, compile=False)\n"
+        "    import numpy\n    m(numpy.zeros((1,) + tuple(m.input_shape[1:]), 'float32'))\n"
+    ),
 }
 
 _DRIVER = """
