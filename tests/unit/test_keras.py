@@ -334,6 +334,10 @@ CASES = {
             "closure": None}}}), "HEX-KER-001"),
     "custom-module": (k3("my_project.layers", "Gate", {"name": "g"}, "my_project>Gate"),
                       "HEX-KER-003"),
+    "builtins-other": (k3("keras.layers", "Dense", {"name": "d", "units": 1,
+                                                   "activation": k3("builtins", "function",
+                                                                    "print", "function")}),
+                       "HEX-KER-003"),
     # deserialize_keras_object reads a __lambda__'s code from config.value (activations,
     # initializers, any nested object), as a string or a [code, defaults, closure] list
     "lambda-value": (k3("keras.layers", "Dense", {"name": "d", "units": 1, "activation": {
@@ -358,7 +362,7 @@ def test_keras3_config_json_techniques(tmp_path: Path, case: str) -> None:
 
 @pytest.mark.parametrize(("case", "severity"), [
     ("lambda-value", Severity.CRITICAL), ("lambda-value-list", Severity.CRITICAL),
-    ("custom-module", Severity.HIGH),
+    ("custom-module", Severity.HIGH), ("builtins-other", Severity.HIGH),
 ])
 def test_keras3_severities(tmp_path: Path, case: str, severity: Severity) -> None:
     """Lambda objects in any position, and classes from modules outside keras (imported by
