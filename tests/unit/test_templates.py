@@ -279,6 +279,14 @@ def test_benign_real_templates_are_clean(name: str) -> None:
     ("{% macro m() %}{{ caller() }}{% endmacro %}{{ x[m()] }}", "HEX-TPL-005",
      Severity.HIGH),
     ("{{ x[y|lower] }}", "HEX-TPL-005", Severity.HIGH),
+    # a name taken from the render context: tokenizer_config.json can set bos_token
+    ("{{ namespace[bos_token][eos_token] }}", "HEX-TPL-005", Severity.HIGH),
+    ("{% set k = bos_token %}{{ messages[k] }}", "HEX-TPL-005", Severity.HIGH),
+    # dict members
+    ("{% set d = {'a': '__cla' ~ 'ss__'} %}{{ x[d.a] }}", "HEX-TPL-001", Severity.CRITICAL),
+    ("{% set d = {'a': '__cla' ~ 'ss__'} %}{{ x[d['a']] }}", "HEX-TPL-001", Severity.CRITICAL),
+    ("{% set d = dict(a='__cla' ~ 'ss__') %}{{ x|attr(d.a) }}", "HEX-TPL-001",
+     Severity.CRITICAL),
     # resource abuse
     ("{% for i in range(10**9) %}{% endfor %}", "HEX-TPL-006", Severity.MEDIUM),
     ("{{ 'a' * 10000000000 }}", "HEX-TPL-006", Severity.MEDIUM),
@@ -325,6 +333,16 @@ def test_data_keys_are_not_computed_names() -> None:
         "{{ tool.parameters.properties[name]['type'] }}{%- endfor %}{%- endfor %}"
     )
     assert serious(judge(benign)) == []
+
+
+def test_nested_macro_calls_are_folded_within_a_budget() -> None:
+    """Macros are folded per call; calls that double at each level stop at the budget."""
+    levels = ["{% macro m0() %}__cla{% endmacro %}"]
+    levels += [f"{{% macro m{i}() %}}{{{{ m{i - 1}() }}}}{{{{ m{i - 1}() }}}}{{% endmacro %}}"
+               for i in range(1, 40)]
+    view = analyze_template("".join(levels) + "{{ x[m39()] }}")
+    assert view.error is None
+    assert view.limit is not None and "folding steps" in view.limit
 
 
 def test_small_ranges_and_repetitions_are_fine() -> None:

@@ -27,7 +27,18 @@ from jinja2 import Environment, nodes
 from jinja2.ext import Extension
 from jinja2.parser import Parser
 
-from hexscan.parsers.jinja_fold import Folder
+from hexscan.parsers.jinja_names import NameAnalysis
+from hexscan.parsers.jinja_view import (
+    Access,
+    Bound,
+    Built,
+    JinjaLimits,
+    NameUse,
+    TemplateView,
+)
+
+__all__ = ["Access", "Bound", "Built", "JinjaLimits", "NameUse", "TemplateView",
+           "analyze_template"]
 from hexscan.parsers.jinja_values import format_fields
 
 #: Filters whose keyword ``attribute`` (or a positional argument) names an attribute path.
@@ -35,71 +46,6 @@ _ATTRIBUTE_FILTERS = {
     "map": None, "selectattr": 0, "rejectattr": 0, "groupby": 0, "sort": None,
     "sum": None, "unique": None, "min": None, "max": None, "dictsort": None,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Access:
-    """One attribute/item read. ``name`` None: the name could not be resolved."""
-
-    name: str | None
-    via: str
-    """``getattr`` (x.a), ``getitem`` (x['a']), ``attr-filter``, ``getattr-call``,
-    ``format-field``, ``attribute-arg`` (map/selectattr/sort ... attribute names)."""
-    computed: bool
-    root: str | None
-    """The free variable the chain starts from ('' for a literal), None when unknown."""
-    called: bool
-    lineno: int
-
-
-@dataclass(frozen=True, slots=True)
-class NameUse:
-    name: str
-    lineno: int
-    attribute: bool
-    """An attribute or item of the name is read."""
-    called: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Built:
-    """A string computed from constants (not written as one literal), or an escaped literal."""
-
-    value: str
-    how: str
-    lineno: int
-
-
-@dataclass(frozen=True, slots=True)
-class Bound:
-    kind: str
-    """``range``, ``repeat`` or ``power``."""
-    value: int
-    lineno: int
-
-
-@dataclass(frozen=True)
-class TemplateView:
-    accesses: tuple[Access, ...] = ()
-    names: tuple[NameUse, ...] = ()
-    built: tuple[Built, ...] = ()
-    literals: tuple[tuple[str, int], ...] = ()
-    bounds: tuple[Bound, ...] = ()
-    loads: tuple[tuple[str, int], ...] = ()
-    error: str | None = None
-    error_line: int | None = None
-    limit: str | None = None
-    node_count: int = 0
-
-
-@dataclass(frozen=True)
-class JinjaLimits:
-    max_source_chars: int = 1 << 20
-    max_nodes: int = 200_000
-    max_fold_depth: int = 32
-    max_string: int = 10_000
-    max_items: int = 1_000
-    max_records: int = 5_000
 
 
 class _Generation(Extension):
@@ -151,6 +97,8 @@ def analyze_template(source: str, limits: JinjaLimits | None = None) -> Template
         walker.walk(tree)
     except RecursionError:
         walker.limit = "template nesting is deeper than hex analyses"
+    if walker.folds > limits.max_folds and walker.limit is None:
+        walker.limit = f"template needs more than {limits.max_folds} folding steps"
     return walker.view()
 
 
@@ -164,7 +112,7 @@ def _decode_literal(raw: str) -> str:
 
 
 @dataclass
-class _Walker(Folder):
+class _Walker(NameAnalysis):
     limits: JinjaLimits
     accesses: list[Access] = field(default_factory=list)
     names: list[NameUse] = field(default_factory=list)
@@ -179,6 +127,7 @@ class _Walker(Folder):
     loop_sources: dict[str, list[nodes.Node]] = field(default_factory=dict)
     macros: dict[str, nodes.Macro] = field(default_factory=dict)
     scoped: int = 0
+    folds: int = 0
     folded: dict[int, Any] = field(default_factory=dict)
     resolving: set[str] = field(default_factory=set)
     called: set[int] = field(default_factory=set)
@@ -332,9 +281,10 @@ class _Walker(Folder):
         computed = not isinstance(node.arg, nodes.Const)
         for name in found:
             self._access(name, "getitem", computed, node.node, node, lineno)
-        if unknown and self.string_built(node.arg):
-            # x[key] falls back to getattr(x, key) for a string key: a computed string key
-            # is a computed attribute name. Data (loop variables, messages) is not built.
+        if unknown and (self.string_built(node.arg) or self.from_context(node.arg)):
+            # x[key] falls back to getattr(x, key) for a string key: a computed string key,
+            # or one taken from the render context (bos_token, any value the model's config
+            # supplies), is a computed attribute name. Loop variables over data are neither.
             self._access(None, "getitem", True, node.node, node, lineno)
 
     def _filter(self, node: nodes.Filter, lineno: int) -> None:

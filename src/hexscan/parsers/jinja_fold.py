@@ -29,10 +29,12 @@ from hexscan.parsers.jinja_values import (
 )
 
 #: Calls whose keyword arguments become the keys (``dict``) or attributes (``namespace``).
-_KEYWORD_OBJECTS = ("dict", "namespace")
+KEYWORD_OBJECTS = ("dict", "namespace")
 
 
 class _Limits(Protocol):
+    @property
+    def max_folds(self) -> int: ...
     @property
     def max_fold_depth(self) -> int: ...
     @property
@@ -51,104 +53,11 @@ class Folder:
     folded: dict[int, Any]
     resolving: set[str]
     scoped: int
+    folds: int
+    bound_names: set[str]
 
     def add_bound(self, kind: str, value: int, lineno: int) -> None:  # pragma: no cover
         raise NotImplementedError
-
-    # ------------------------------------------------------------------ candidates
-
-    def candidates(self, expr: nodes.Node, depth: int = 0) -> tuple[list[str], bool]:
-        """Every constant string ``expr`` can evaluate to, and whether some value is unknown."""
-        if depth > self.limits.max_fold_depth:
-            return [], True
-        if isinstance(expr, nodes.Const):
-            return ([expr.value] if isinstance(expr.value, str) else []), False
-        if isinstance(expr, nodes.CondExpr):
-            found, unknown = self.candidates(expr.expr1, depth + 1)
-            if expr.expr2 is not None:
-                more, unknown2 = self.candidates(expr.expr2, depth + 1)
-                found, unknown = found + more, unknown or unknown2
-            return found, unknown
-        if isinstance(expr, nodes.Name):
-            return self._name_candidates(expr.name, depth)
-        value = self.fold(expr)
-        if value is UNFOLDED:
-            return [], True
-        return ([value] if isinstance(value, str) else []), False
-
-    def _name_candidates(self, name: str, depth: int) -> tuple[list[str], bool]:
-        exprs = self.aliases.get(name, [])
-        sources = self.loop_sources.get(name, [])
-        if not exprs and not sources or name in self.resolving:
-            return [], True
-        self.resolving.add(name)
-        try:
-            found: list[str] = []
-            unknown = False
-            for expr in exprs[:self.limits.max_items]:
-                more, more_unknown = self.candidates(expr, depth + 1)
-                found.extend(more)
-                unknown = unknown or more_unknown
-            for source in sources:
-                items = self.fold(source)
-                if isinstance(items, (list, str)):
-                    found.extend(i for i in items if isinstance(i, str))
-                else:
-                    unknown = True
-            return found, unknown
-        finally:
-            self.resolving.discard(name)
-
-    # ------------------------------------------------------------------ string_built
-
-    def string_built(self, expr: nodes.Node, depth: int = 0) -> bool:
-        """Whether ``expr`` computes a string from pieces (even pieces hex cannot fold)."""
-        if depth > self.limits.max_fold_depth:
-            return True
-        built = self.string_built
-        if isinstance(expr, nodes.Concat):
-            return True
-        if isinstance(expr, (nodes.Add, nodes.Mul)):
-            return any(_str_const(side) or built(side, depth + 1)
-                       for side in (expr.left, expr.right))
-        if isinstance(expr, nodes.Mod):
-            return _str_const(expr.left) or built(expr.left, depth + 1)
-        if isinstance(expr, nodes.Filter):
-            return expr.name in STR_FILTERS or expr.node is not None and \
-                built(expr.node, depth + 1)
-        if isinstance(expr, nodes.Call):
-            callee = expr.node
-            return isinstance(callee, nodes.Getattr) and callee.attr in STR_METHODS or \
-                isinstance(callee, nodes.Name) and (
-                    callee.name in self.macros or callee.name == "caller" or
-                    callee.name in _KEYWORD_OBJECTS)
-        if isinstance(expr, nodes.Getitem):
-            return isinstance(expr.arg, nodes.Slice) or built(expr.node, depth + 1)
-        if isinstance(expr, nodes.CondExpr):
-            return built(expr.expr1, depth + 1) or expr.expr2 is not None and \
-                built(expr.expr2, depth + 1)
-        if isinstance(expr, nodes.Getattr) and isinstance(expr.node, nodes.Name):
-            return self._name_built(f"{expr.node.name}.{expr.attr}", depth)
-        if isinstance(expr, nodes.Name):
-            return self._name_built(expr.name, depth)
-        return False
-
-    def _name_built(self, name: str, depth: int) -> bool:
-        if name in self.resolving:
-            return False
-        self.resolving.add(name)
-        try:
-            if any(isinstance(e, nodes.AssignBlock) or self.string_built(e, depth + 1)
-                   for e in self.aliases.get(name, [])[:self.limits.max_items]):
-                return True
-            # a loop over constant strings yields constants (followed by candidates): only
-            # items built from pieces make the loop variable a built name
-            return any(isinstance(s, (nodes.List, nodes.Tuple)) and
-                       any(self.string_built(i, depth + 1) for i in s.items)
-                       or self.string_built(s, depth + 1)
-                       for s in self.loop_sources.get(name, []))
-        finally:
-            self.resolving.discard(name)
 
     # ------------------------------------------------------------------ folding
 
@@ -157,7 +66,8 @@ class Folder:
         key = id(node)
         if not self.scoped and key in self.folded:
             return self.folded[key]
-        if depth > self.limits.max_fold_depth:
+        self.folds += 1
+        if depth > self.limits.max_fold_depth or self.folds > self.limits.max_folds:
             return UNFOLDED
         value = self._fold(node, depth + 1)
         if isinstance(value, str) and len(value) > self.limits.max_string:
@@ -233,12 +143,21 @@ class Folder:
         key = f"{node.node.name}.{node.attr}"
         if key in self.aliases:
             return self._fold_key(key, depth)
-        for expr in reversed(self.aliases.get(node.node.name, [])):
+        return self._member(node.node.name, node.attr, depth)
+
+    def _member(self, name: str, key: Any, depth: int) -> Any:
+        """``name.key`` / ``name[key]`` of a ``namespace(...)``, ``dict(...)`` or ``{...}``
+        the template assigned to ``name``."""
+        for expr in reversed(self.aliases.get(name, [])[-8:]):
             if isinstance(expr, nodes.Call) and isinstance(expr.node, nodes.Name) and \
-                    expr.node.name == "namespace":
+                    expr.node.name in KEYWORD_OBJECTS:
                 for kw in expr.kwargs:
-                    if kw.key == node.attr:
+                    if kw.key == key:
                         return self.fold(kw.value, depth)
+            elif isinstance(expr, nodes.Dict):
+                for pair in expr.items:
+                    if self.fold(pair.key, depth) == key:
+                        return self.fold(pair.value, depth)
         return UNFOLDED
 
     def _fold_binary(self, node: nodes.BinExpr, depth: int) -> Any:
@@ -289,6 +208,10 @@ class Folder:
         return UNFOLDED
 
     def _fold_getitem(self, node: nodes.Getitem, depth: int) -> Any:
+        if isinstance(node.node, nodes.Name) and not isinstance(node.arg, nodes.Slice):
+            key = self.fold(node.arg, depth)
+            if isinstance(key, str):
+                return self._member(node.node.name, key, depth)
         base = self.fold(node.node, depth)
         if not isinstance(base, (str, list)):
             return UNFOLDED
@@ -366,5 +289,5 @@ class Folder:
                     self.aliases[name] = old
 
 
-def _str_const(node: nodes.Node) -> bool:
+def str_const(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Const) and isinstance(node.value, str)
