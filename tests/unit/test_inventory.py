@@ -769,3 +769,13 @@ def test_fuzz_every_reader_raises_only_inventory_error(name: str, text: str) -> 
     except InventoryError:
         return
     assert all(isinstance(d, Dependency) for d in deps)
+
+
+def test_direct_url_versions_in_pyproject() -> None:
+    """PEP 621 dependencies are PEP 508 too: a wheel URL pins like in requirements files."""
+    deps = inventory.read("pyproject.toml", (
+        '[project]\nname = "m"\nversion = "1"\ndependencies = [\n'
+        '  "torch @ https://h.example/whl/torch-2.5.1-cp311-cp311-linux_x86_64.whl",\n'
+        '  "tools @ git+https://github.com/acme/tools.git@v1",\n]\n'))
+    assert [(d.name, d.version, d.extra.get("direct")) for d in deps] == [
+        ("torch", "2.5.1", True), ("tools", None, True)]

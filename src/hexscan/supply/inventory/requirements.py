@@ -15,27 +15,20 @@ is matched against advisories like ``torch==2.5.1``); other URLs and paths add n
 
 from __future__ import annotations
 
-import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import canonicalize_name
 
 from hexscan.supply.inventory._common import (
     MAX_ENTRIES,
     MAX_HASHES,
     Collector,
     InventoryError,
+    distribution_of,
     parse_requirement,
     requirement_dependency,
 )
@@ -61,7 +54,6 @@ _INDEX_FLAGS = (("--index-url", "index-url"), ("--extra-index-url", "extra-index
 #: The default index: naming it is not a direct reference.
 _DEFAULT_INDEXES = frozenset({"https://pypi.org/simple", "https://pypi.python.org/simple",
                               "https://pypi.org/simple/", "https://pypi.python.org/simple/"})
-_EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
 #: Transports that fetch code without TLS.
 _CLEARTEXT = re.compile(r"^(?:[a-z]+\+)?(?:http|git|svn|bzr|ftp)://", re.IGNORECASE)
 
@@ -140,24 +132,6 @@ def _location_kind(location: str) -> str:
     return "url"
 
 
-def distribution_of(location: str) -> tuple[str | None, str | None]:
-    """(project, version) a URL or path names: its wheel or sdist file name, else its
-    ``#egg=`` fragment (no version)."""
-    path = urlsplit(location).path if _SCHEME.match(location) else location
-    filename = unquote(posixpath.basename(path.replace("\\", "/")))
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-            return str(name), str(version)
-        if filename.endswith((".tar.gz", ".zip")):
-            name, version = parse_sdist_filename(filename)
-            return str(name), str(version)
-    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
-        pass
-    egg = _EGG.search(location)
-    return (str(canonicalize_name(egg.group(1))), None) if egg else (None, None)
-
-
 def parse(name: str, text: str) -> list[Dependency]:
     """The requirements of one requirements file."""
     collector = Collector()
@@ -203,15 +177,7 @@ def requirement_line(line: str, source: str, number: int | None,
     hashes = _HASH.findall(options)[:MAX_HASHES]
     if hashes:
         info["hashes"] = hashes
-    dep = requirement_dependency(req, source, number, info)
-    if req.url:
-        # name @ url: the version its wheel/sdist file names, when it is the same project
-        name, version = distribution_of(req.url)
-        if version and name == canonicalize_name(req.name):
-            dep = replace(dep, version=version, extra={**dep.extra, "direct": True})
-        else:
-            dep = replace(dep, extra={**dep.extra, "direct": True})
-    return dep
+    return requirement_dependency(req, source, number, info)
 
 
 def _located_dependency(line: str, source: str, number: int | None,
