@@ -3,7 +3,8 @@
 A throw-away subprocess (KERAS_BACKEND=torch) saves the base models with keras 3 itself:
 benign Sequential and Functional models, and Lambda layers whose Python code is obfuscated
 in many ways (exec of base64/rot13/bytes, getattr(__import__(...)), chr-joined names,
-compile+eval, subclass walks, output_shape lambdas, nested models, wrappers). It also
+compile+eval, subclass walks, output_shape lambdas, nested models, wrappers, and the legacy
+HDF5 format, whose loader had its own safe_mode handling, CVE-2025-9905). It also
 returns ``func_dump`` of payload functions, which this module writes into the config of the
 benign model where keras deserialises a ``__lambda__`` object: layer activations and
 initializers, in the ``value`` form ``serialize_keras_object`` writes and in the ``code``
@@ -74,7 +75,10 @@ for name, src in spec["lambdas"].items():
                                   keras.layers.TimeDistributed(keras.layers.Lambda(fn))])
     else:
         model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(fn)])
-    save(model, "lambda_" + name)
+    if kind.startswith("h5_"):  # the legacy HDF5 format keras 3 still reads
+        model.save(os.path.join(out, "lambda_" + name + ".h5"))
+    else:
+        save(model, "lambda_" + name)
 dumps = {name: func_dump(eval(src)) for name, src in spec["functions"].items()}
 json.dump(dumps, open(os.path.join(out, "dumps.json"), "w"))
 """
@@ -106,6 +110,8 @@ def _lambda_sources(code: str) -> dict[str, str]:
         "output_shape": run,
         "nested": run,
         "time_distributed": run,
+        "h5_exec_plain": run,
+        "h5_base64": f"exec(__import__('base64').b64decode({b64!r}).decode())",
     }
     # ``func_load`` is None in the builder (saving builds the model, which calls the lambda
     # on symbolic tensors) and keras' own func_load where keras rebuilds the function.
@@ -123,7 +129,8 @@ def _build(lambdas: dict[str, str], functions: dict[str, str]) -> dict[str, Any]
                               check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"keras builder failed: {proc.stderr[-2000:]}")
-        files = {p.stem: p.read_bytes() for p in Path(out).glob("*.keras")}
+        files = {p.stem: p.read_bytes() for p in Path(out).iterdir()
+                 if p.suffix in (".keras", ".h5")}
         dumps = json.loads((Path(out) / "dumps.json").read_text())
     return {"files": files, "dumps": dumps}
 
@@ -217,7 +224,8 @@ def variants(payload: PayloadFor) -> Iterator[Variant]:
             elif name.startswith("lambda_" + prefix) if prefix else \
                     not name.startswith("lambda_safe_"):
                 stem = name.removeprefix("lambda_").removeprefix(prefix)
-                yield Variant(FAMILY, f"{prefix}lambda_{stem}", _FILE, data, loader)
+                filename = "model.h5" if stem.startswith("h5_") else _FILE
+                yield Variant(FAMILY, f"{prefix}lambda_{stem}", filename, data, loader)
         for edit in _EDITS:
             change = _config_edit(edit, dumps[f"{prefix}{edit}:act"],
                                   dumps[f"{prefix}{edit}:init"])
