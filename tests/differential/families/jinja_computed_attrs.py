@@ -5,9 +5,9 @@ same through ``cycler.__init__`` / ``namespace.__init__``), but spells each of t
 (``__globals__``, ``__builtins__``, ``exec``) with one obfuscation technique: ``format``,
 ``%``, ``~``/``+``, ``join``, ``replace``, reversing and slicing, case filters, ``{% set %}``
 blocks, macros, loops, ``dict``/``namespace`` keys, escapes, filter chains, and pieces hex
-cannot fold at all (a context variable, keyword formatting, ``reject``). Each name reaches
-the object through ``|attr(name)``, through a subscript (Jinja2 falls back to getattr for a
-string key) or through ``map(attribute=name)``.
+cannot fold at all (a context variable). Each name reaches the object through
+``|attr(name)``, through a subscript (Jinja2 falls back to getattr for a string key) or
+through ``map(attribute=name)`` / ``map('attr', name)``.
 
 The loader is a plain ``jinja2.Environment`` (what llama-cpp-python before 0.2.72 and other
 runtimes use); the same files are also rendered in transformers' sandbox
@@ -275,11 +275,13 @@ def _chain(style: str, technique: Technique, code: str) -> str:
         "cycler": f"(cycler|attr({i})|attr({g})){call}",
         "namespace": f"namespace[{i}][{g}]{call}",
         "map": f"([lipsum]|map(attribute={g})|first){call}",
+        "map_attr": f"([lipsum]|map('attr', {g})|first){call}",
+        "joiner": f"(joiner|attr({i}))[{g}]{call}",
     }
     return "".join(setup) + "{{ " + chains[style] + " }}"
 
 
-STYLES = ("attr", "subscript", "cycler", "namespace", "map")
+STYLES = ("attr", "subscript", "cycler", "namespace", "map", "map_attr", "joiner")
 
 LLAMA3 = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}"
