@@ -31,6 +31,12 @@ TESTS_DIR = Path(__file__).resolve().parent.parent
 
 SEVERITY_RANK = {"CRITICAL": 4, "HIGH": 3, "MEDIUM": 2, "LOW": 1, "INFO": 0}
 
+_CHAT = (
+    "CHAT = dict(messages=[{'role': 'user', 'content': 'hi'}, {'role': 'assistant', "
+    "'content': 'hello'}, {'role': 'user', 'content': 'bye'}], add_generation_prompt=True, "
+    "bos_token='<s>', eos_token='</s>', x='')\n"
+)
+
 #: The real loaders, each a script run as ``python -c SCRIPT FILE...``. Each file is loaded in
 #: order; the script prints ``ok N`` or ``err N`` after each so the harness can restart a batch
 #: after a file that killed the interpreter. Loading happens only here, never in hex.
@@ -62,9 +68,25 @@ LOADERS: dict[str, str] = {
         "import jinja2\ndef load(p):\n    with open(p, encoding='utf-8') as f:\n"
         "        jinja2.Environment().from_string(f.read()).render(messages=[], x='')\n"
     ),
+    # A chat template rendered as a runtime renders a conversation: a plain Environment
+    # (llama-cpp-python before 0.2.72 and other ports) or transformers' immutable sandbox.
+    "jinja2-chat": (
+        "import jinja2\n" + _CHAT + "def load(p):\n    with open(p, encoding='utf-8') as f:\n"
+        "        jinja2.Environment().from_string(f.read()).render(**CHAT)\n"
+    ),
+    "jinja2-sandbox": (
+        "from jinja2.sandbox import ImmutableSandboxedEnvironment\n" + _CHAT +
+        "def load(p):\n    with open(p, encoding='utf-8') as f:\n"
+        "        ImmutableSandboxedEnvironment().from_string(f.read()).render(**CHAT)\n"
+    ),
     "keras": (
         "import os\nos.environ.setdefault('KERAS_BACKEND', 'torch')\nimport keras\n"
         "def load(p):\n    m = keras.models.load_model(p, safe_mode=False, compile=False)\n"
+        "    import numpy\n    m(numpy.zeros((1,) + tuple(m.input_shape[1:]), 'float32'))\n"
+    ),
+    "keras-safe": (  # keras' default: safe_mode=True
+        "import os\nos.environ.setdefault('KERAS_BACKEND', 'torch')\nimport keras\n"
+        "def load(p):\n    m = keras.models.load_model(p, compile=False)\n"
         "    import numpy\n    m(numpy.zeros((1,) + tuple(m.input_shape[1:]), 'float32'))\n"
     ),
 }

@@ -84,6 +84,41 @@ def test_fresh_install_finds_torch_cve_offline(tmp_path: Path) -> None:
     assert not (home / "vulndb.sqlite").exists(), "a scan must never fetch or build the DB"
 
 
+@pytest.mark.parametrize("line", [
+    "torch @ https://download.pytorch.org/whl/cpu/torch-2.5.1%2Bcpu-cp311-cp311-linux_x86_64.whl",
+    "https://download.pytorch.org/whl/cpu/torch-2.5.1-cp311-cp311-linux_x86_64.whl",
+    "torch @ https://example.org/src/torch-2.5.1.tar.gz",
+])
+def test_direct_url_pin_is_matched_like_a_pin(tmp_path: Path, line: str) -> None:
+    """A wheel/sdist URL names its version: torch @ .../torch-2.5.1-...whl is torch==2.5.1,
+    and the line is also reported as code from outside the index (MEDIUM over https)."""
+    root = _model_dir(tmp_path, f"numpy>=1.26\n{line}\n")
+    data = run_hex(str(root), "--json", env={"HEX_HOME": str(tmp_path / "home")}).json()
+    hits = [r for r in _results(data, "HEX-SUP-001") if r["vulnerability"]["id"] == CVE]
+    assert len(hits) == 1 and hits[0]["line_number"] == 2, data["results"]
+    assert hits[0]["vulnerability"]["version"].startswith("2.5.1")
+    direct = _results(data, "HEX-SUP-006")
+    assert [(d["line_number"], d["severity"]) for d in direct] == [(2, "MEDIUM")], direct
+
+
+def test_direct_references_are_reported(tmp_path: Path) -> None:
+    text = ("--extra-index-url https://packages.example.org/simple\n"
+            "-e git+https://github.com/acme/tools.git@v1#egg=acme-tools\n"
+            "helper @ git+https://github.com/acme/helper.git@v2\n"
+            "./vendor/localpkg\n"
+            "--find-links http://mirror.example.org/wheels/\n"
+            "numpy @ http://mirror.example.org/numpy-2.0.0-cp311-cp311-linux_x86_64.whl\n"
+            "--index-url https://pypi.org/simple\n"
+            "safetensors==0.4.5\n")
+    root = _model_dir(tmp_path, text)
+    data = run_hex(str(root), "--json", env={"HEX_HOME": str(tmp_path / "home")}).json()
+    direct = {d["line_number"]: d for d in _results(data, "HEX-SUP-006")}
+    assert sorted(direct) == [1, 2, 3, 4, 5, 6], data["results"]
+    assert {n: d["severity"] for n, d in direct.items()} == {
+        1: "MEDIUM", 2: "MEDIUM", 3: "MEDIUM", 4: "MEDIUM", 5: "HIGH", 6: "HIGH"}
+    assert direct[2]["evidence"]["name"] == "acme-tools"
+
+
 def test_fixed_version_and_unpinned_are_not_reported(tmp_path: Path) -> None:
     root = _model_dir(tmp_path, "torch==2.6.0\ntransformers>=4.0\n")
     result = run_hex(str(root), "--json", env={"HEX_HOME": str(tmp_path / "home")})

@@ -104,9 +104,10 @@ def test_requirements_file(tmp_path: Path) -> None:
     path.write_text(REQUIREMENTS, "utf-8")
     deps = read(path)
     got = by_name(deps)
+    # bare URLs and paths add a dependency when their wheel/sdist name or #egg= names one
     assert list(got) == ["torch", "numpy", "transformers", "tokenizers", "Pillow",
-                         "importlib-metadata", "pywin32", "acme-hub", "scikit_learn",
-                         "safetensors"]
+                         "importlib-metadata", "pywin32", "other", "custom", "thing",
+                         "acme-hub", "scikit_learn", "safetensors"]
     assert all(d.ecosystem == "PyPI" and d.source == "requirements" for d in deps)
 
     torch = got["torch"]
@@ -126,11 +127,39 @@ def test_requirements_file(tmp_path: Path) -> None:
     assert got["Pillow"].version == "10.3.0"
     assert got["importlib-metadata"].extra["marker_applies"] is False  # CPython 3.11
     assert got["pywin32"].extra["marker_applies"] is False  # Linux
-    assert got["acme-hub"].version is None
+    # name @ url: the version the wheel's file name gives, matched like a pin
+    assert got["acme-hub"].version == "0.3.0" and got["acme-hub"].extra["direct"] is True
     assert got["acme-hub"].spec.startswith("@ https://example.com/acme_hub")
+    assert (got["custom"].version, got["thing"].version, got["other"].version) == \
+        ("1.0", "2.0", None)
     assert got["scikit_learn"].version == "1.5.0"
     assert got["safetensors"].version is None and got["safetensors"].spec == ""
     assert got["safetensors"].line == 24
+
+
+def test_requirements_direct_references() -> None:
+    from hexscan.supply.inventory.requirements import direct_references
+
+    refs = {(r.line, r.kind): r for r in direct_references(REQUIREMENTS)}
+    assert set(refs) == {(3, "extra-index-url"), (16, "editable"), (17, "vcs"), (18, "url"),
+                         (19, "path"), (20, "path"), (21, "path"), (22, "url")}
+    assert refs[(16, "editable")].name == "acme-tools"
+    assert (refs[(22, "url")].name, refs[(22, "url")].version) == ("acme-hub", "0.3.0")
+    assert not any(r.cleartext for r in refs.values())
+    cleartext = direct_references(
+        "-i http://mirror.example/simple\n--find-links=http://x.example/w/\n"
+        "-e git+http://h.example/r.git#egg=r\nnumpy @ http://h.example/numpy-1.0.0.tar.gz\n"
+        "git://h.example/r.git\n--index-url https://pypi.org/simple/\n")
+    assert [(r.kind, r.cleartext) for r in cleartext] == [
+        ("index-url", True), ("find-links", True), ("editable", True), ("url", True),
+        ("vcs", True)]
+
+
+def test_direct_reference_to_another_project_keeps_no_version() -> None:
+    """``torch @ .../evil-9.9-py3-none-any.whl`` installs evil, not torch 9.9."""
+    deps = inventory.read("requirements.txt",
+                          "torch @ https://h.example/evil-9.9-py3-none-any.whl\n")
+    assert [(d.name, d.version) for d in deps] == [("torch", None)]
 
 
 def test_requirements_includes_are_returned_not_opened(tmp_path: Path) -> None:
@@ -740,3 +769,13 @@ def test_fuzz_every_reader_raises_only_inventory_error(name: str, text: str) -> 
     except InventoryError:
         return
     assert all(isinstance(d, Dependency) for d in deps)
+
+
+def test_direct_url_versions_in_pyproject() -> None:
+    """PEP 621 dependencies are PEP 508 too: a wheel URL pins like in requirements files."""
+    deps = inventory.read("pyproject.toml", (
+        '[project]\nname = "m"\nversion = "1"\ndependencies = [\n'
+        '  "torch @ https://h.example/whl/torch-2.5.1-cp311-cp311-linux_x86_64.whl",\n'
+        '  "tools @ git+https://github.com/acme/tools.git@v1",\n]\n'))
+    assert [(d.name, d.version, d.extra.get("direct")) for d in deps] == [
+        ("torch", "2.5.1", True), ("tools", None, True)]

@@ -194,7 +194,7 @@ def test_models_saved_by_keras_are_clean(keras_models: dict[str, Path], name: st
 def test_a_real_lambda_is_code_on_load(keras_models: dict[str, Path], name: str) -> None:
     result = scan_file(keras_models[name])
     hits = [f for f in result.findings if f.rule.id == "HEX-KER-001"]
-    assert len(hits) == 1 and hits[0].effective_severity is Severity.MEDIUM, \
+    assert len(hits) == 1 and hits[0].effective_severity is Severity.HIGH, \
         describe(result.findings)
     assert hits[0].evidence["kind"] == "bytecode"
 
@@ -334,6 +334,18 @@ CASES = {
             "closure": None}}}), "HEX-KER-001"),
     "custom-module": (k3("my_project.layers", "Gate", {"name": "g"}, "my_project>Gate"),
                       "HEX-KER-003"),
+    "builtins-other": (k3("keras.layers", "Dense", {"name": "d", "units": 1,
+                                                   "activation": k3("builtins", "function",
+                                                                    "print", "function")}),
+                       "HEX-KER-003"),
+    # deserialize_keras_object reads a __lambda__'s code from config.value (activations,
+    # initializers, any nested object), as a string or a [code, defaults, closure] list
+    "lambda-value": (k3("keras.layers", "Dense", {"name": "d", "units": 1, "activation": {
+        "class_name": "__lambda__", "config": {"value": harmless_bytecode(
+            "lambda x: __import__('subprocess').run(['true'])")}}}), "HEX-KER-001"),
+    "lambda-value-list": (k3("keras.layers", "Dense", {"name": "d", "units": 1, "activation": {
+        "class_name": "__lambda__", "config": {"value": [harmless_bytecode(
+            "lambda x: exec('pass')"), None, None]}}}), "HEX-KER-001"),
 }
 
 
@@ -346,6 +358,28 @@ def test_keras3_config_json_techniques(tmp_path: Path, case: str) -> None:
     assert all(f.member == "config.json" for f in found)
     expected = Severity.LOW if rule == "HEX-KER-003" else Severity.MEDIUM
     assert all(f.effective_severity >= expected for f in found)
+
+
+@pytest.mark.parametrize(("case", "severity"), [
+    ("lambda-value", Severity.CRITICAL), ("lambda-value-list", Severity.CRITICAL),
+    ("custom-module", Severity.HIGH), ("builtins-other", Severity.HIGH),
+])
+def test_keras3_severities(tmp_path: Path, case: str, severity: Severity) -> None:
+    """Lambda objects in any position, and classes from modules outside keras (imported by
+    keras before 3.9 when the config is deserialised) are HIGH at least."""
+    layer, rule = CASES[case]
+    result = scan_file(keras_zip(tmp_path / f"{case}.keras", k3_model(layer)))
+    hits = [f for f in result.findings if f.rule.id == rule]
+    assert hits and max(f.effective_severity for f in hits) is severity, \
+        describe(result.findings)
+
+
+def test_lambda_object_without_code_is_high(tmp_path: Path) -> None:
+    layer = k3("keras.layers", "Dense", {"name": "d", "units": 1, "activation": {
+        "class_name": "__lambda__", "config": {"value": 42}}})
+    result = scan_file(keras_zip(tmp_path / "nocode.keras", k3_model(layer)))
+    hits = [f for f in result.findings if f.rule.id == "HEX-KER-001"]
+    assert hits and hits[0].effective_severity is Severity.HIGH, describe(result.findings)
 
 
 def test_benign_keras3_zip_is_clean(tmp_path: Path) -> None:

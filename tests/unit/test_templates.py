@@ -244,11 +244,49 @@ def test_benign_real_templates_are_clean(name: str) -> None:
     ("{{ x['\\x5f\\x5fclass\\x5f\\x5f'] }}", "HEX-TPL-004", Severity.HIGH),
     ("{{ x['\\u005f\\u005fglobals\\u005f\\u005f'] }}", "HEX-TPL-004", Severity.HIGH),
     ("{{ x|attr('o' ~ 's') }}", "HEX-TPL-004", Severity.HIGH),
-    ("{% macro m(n) %}{{ x|attr(n) }}{% endmacro %}{{ m('__class__') }}", "HEX-TPL-004",
-     Severity.MEDIUM),
-    # computed attribute names
-    ("{{ x|attr(name) }}", "HEX-TPL-005", Severity.MEDIUM),
-    ("{{ getattr(x, name) }}", "HEX-TPL-005", Severity.MEDIUM),
+    # a macro parameter takes the values its call sites pass
+    ("{% macro m(n) %}{{ x|attr(n) }}{% endmacro %}{{ m('__class__') }}", "HEX-TPL-001",
+     Severity.CRITICAL),
+    # set blocks, macro output, loops over constants, dict keywords, namespace attributes
+    ("{% set v %}__cla{{ 'ss__' }}{% endset %}{{ x|attr(v) }}", "HEX-TPL-001",
+     Severity.CRITICAL),
+    ("{% macro m() %}__cla{{ 'ss__' }}{% endmacro %}{{ x[m()] }}", "HEX-TPL-001",
+     Severity.CRITICAL),
+    ("{% macro m(a, b='ss__') %}{{ a }}{{ b }}{% endmacro %}{{ x|attr(m('__cla')) }}",
+     "HEX-TPL-001", Severity.CRITICAL),
+    ("{% for n in ['__cla' ~ 'ss__'] %}{{ x[n] }}{% endfor %}", "HEX-TPL-001",
+     Severity.CRITICAL),
+    ("{{ x|attr(dict(__cla=1, ss__=2)|join) }}", "HEX-TPL-001", Severity.CRITICAL),
+    ("{{ x|attr({'__cla': 1, 'ss__': 2}|join) }}", "HEX-TPL-001", Severity.CRITICAL),
+    ("{% set n = namespace(a='__cla', b='ss__') %}{{ x[n.a ~ n.b] }}", "HEX-TPL-001",
+     Severity.CRITICAL),
+    ("{% set a, b = '__cla', 'ss__' %}{{ x[a ~ b] }}", "HEX-TPL-001", Severity.CRITICAL),
+    ("{{ x[['__CLA', 'SS__']|map('lower')|join] }}", "HEX-TPL-001", Severity.CRITICAL),
+    ("{{ x[['__cla', 'q', 'ss__']|reject('eq', 'q')|join] }}", "HEX-TPL-001",
+     Severity.CRITICAL),
+    ("{{ x['%(a)s%(b)s'|format(a='__cla', b='ss__')] }}", "HEX-TPL-001", Severity.CRITICAL),
+    ("{{ x['{a}{b}'.format(a='__cla', b='ss__')] }}", "HEX-TPL-001", Severity.CRITICAL),
+    ("{{ x['__class__'|center(30)|trim] }}", "HEX-TPL-001", Severity.CRITICAL),
+    # computed attribute names hex cannot fold: at least HIGH
+    ("{{ x|attr(name) }}", "HEX-TPL-005", Severity.HIGH),
+    ("{{ getattr(x, name) }}", "HEX-TPL-005", Severity.HIGH),
+    ("{{ [x]|map(attribute=name)|first }}", "HEX-TPL-005", Severity.HIGH),
+    ("{{ x[y ~ '__cla' ~ 'ss__'] }}", "HEX-TPL-005", Severity.HIGH),
+    ("{{ x['%s' % y] }}", "HEX-TPL-005", Severity.HIGH),
+    ("{% set ns = namespace(s='') %}{% for c in y %}{% set ns.s = ns.s ~ c %}{% endfor %}"
+     "{{ x[ns.s] }}", "HEX-TPL-005", Severity.HIGH),
+    ("{% set k %}{{ y }}{% endset %}{{ x[k] }}", "HEX-TPL-005", Severity.HIGH),
+    ("{% macro m() %}{{ caller() }}{% endmacro %}{{ x[m()] }}", "HEX-TPL-005",
+     Severity.HIGH),
+    ("{{ x[y|lower] }}", "HEX-TPL-005", Severity.HIGH),
+    # a name taken from the render context: tokenizer_config.json can set bos_token
+    ("{{ namespace[bos_token][eos_token] }}", "HEX-TPL-005", Severity.HIGH),
+    ("{% set k = bos_token %}{{ messages[k] }}", "HEX-TPL-005", Severity.HIGH),
+    # dict members
+    ("{% set d = {'a': '__cla' ~ 'ss__'} %}{{ x[d.a] }}", "HEX-TPL-001", Severity.CRITICAL),
+    ("{% set d = {'a': '__cla' ~ 'ss__'} %}{{ x[d['a']] }}", "HEX-TPL-001", Severity.CRITICAL),
+    ("{% set d = dict(a='__cla' ~ 'ss__') %}{{ x|attr(d.a) }}", "HEX-TPL-001",
+     Severity.CRITICAL),
     # resource abuse
     ("{% for i in range(10**9) %}{% endfor %}", "HEX-TPL-006", Severity.MEDIUM),
     ("{{ 'a' * 10000000000 }}", "HEX-TPL-006", Severity.MEDIUM),
@@ -277,6 +315,34 @@ def test_ordinary_words_are_not_names_of_danger() -> None:
     findings = judge(benign)
     assert "HEX-TPL-001" not in rules_of(findings)
     assert {f.evidence.get("name") for f in findings} <= {"os"}
+
+
+def test_data_keys_are_not_computed_names() -> None:
+    """Loop variables over data, integer arithmetic and choices between constants index
+    messages in real templates: none of them is a computed attribute name."""
+    benign = (
+        "{%- for message in messages %}{%- for key in ['role', 'content'] %}"
+        "{{ message[key] }}{%- endfor %}{%- for key in message %}{{ message[key] }}"
+        "{%- endfor %}{{ messages[loop.index0 - 1]['role'] }}{{ messages[loop.index0 + 1] }}"
+        "{%- set field = 'content' if message.role != 'tool' else 'output' %}"
+        "{{ message[field] }}{%- set index = (messages|length - 1) - loop.index0 %}"
+        "{{ messages[index].role }}{%- endfor %}"
+        "{%- macro render(message, key='content') %}{{ message[key] }}{%- endmacro %}"
+        "{{ render(messages[0]) }}{{ render(messages[0], 'role') }}"
+        "{%- for tool in tools %}{%- for name in tool.parameters.properties %}"
+        "{{ tool.parameters.properties[name]['type'] }}{%- endfor %}{%- endfor %}"
+    )
+    assert serious(judge(benign)) == []
+
+
+def test_nested_macro_calls_are_folded_within_a_budget() -> None:
+    """Macros are folded per call; calls that double at each level stop at the budget."""
+    levels = ["{% macro m0() %}__cla{% endmacro %}"]
+    levels += [f"{{% macro m{i}() %}}{{{{ m{i - 1}() }}}}{{{{ m{i - 1}() }}}}{{% endmacro %}}"
+               for i in range(1, 40)]
+    view = analyze_template("".join(levels) + "{{ x[m39()] }}")
+    assert view.error is None
+    assert view.limit is not None and "folding steps" in view.limit
 
 
 def test_small_ranges_and_repetitions_are_fine() -> None:

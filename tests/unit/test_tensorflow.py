@@ -336,3 +336,82 @@ def test_deep_nesting_and_field_floods_stop_at_limits() -> None:
     assert scan_outcome(SCANNER, deep, Format.TF_SAVEDMODEL) == "error"
     huge = b"\x12" + bytes([0xFF] * 9) + b"\x01"
     assert scan_outcome(SCANNER, huge, Format.TF_SAVEDMODEL) == "error"
+
+
+# ops that read, write or send data, in the graph and in the function library
+NEW_OPS = {
+    # dataset snapshot/save, tf.data service, RPC, file matching, summaries
+    "SnapshotDatasetV2": ("HEX-TFG-002", Severity.HIGH),
+    "SaveDatasetV2": ("HEX-TFG-002", Severity.HIGH),
+    "DistributedSave": ("HEX-TFG-002", Severity.HIGH),
+    "DatasetToTFRecord": ("HEX-TFG-002", Severity.HIGH),
+    "WriteSummary": ("HEX-TFG-002", Severity.HIGH),
+    "FileSystemSetConfiguration": ("HEX-TFG-002", Severity.HIGH),
+    "DataServiceDatasetV4": ("HEX-TFG-002", Severity.HIGH),
+    "RegisterDatasetV2": ("HEX-TFG-002", Severity.HIGH),
+    "RpcClient": ("HEX-TFG-002", Severity.HIGH),
+    "RpcServerStart": ("HEX-TFG-002", Severity.HIGH),
+    "RpcCall": ("HEX-TFG-002", Severity.HIGH),
+    "RpcGetValue": ("HEX-TFG-002", Severity.HIGH),
+    "TryRpc": ("HEX-TFG-002", Severity.HIGH),
+    "CollectiveBcastSendV2": ("HEX-TFG-002", Severity.MEDIUM),
+    "RemoteCall": ("HEX-TFG-002", Severity.MEDIUM),
+    "LoadDataset": ("HEX-TFG-003", Severity.MEDIUM),
+    "MatchingFilesDataset": ("HEX-TFG-003", Severity.MEDIUM),
+    "ListSnapshotChunksDataset": ("HEX-TFG-003", Severity.MEDIUM),
+    "TFRecordDatasetV2": ("HEX-TFG-003", Severity.MEDIUM),
+    "FixedLengthRecordDatasetV2": ("HEX-TFG-003", Severity.MEDIUM),
+    "TextLineDataset": ("HEX-TFG-003", Severity.MEDIUM),
+    "WholeFileReaderV2": ("HEX-TFG-003", Severity.MEDIUM),
+    "ImmutableConst": ("HEX-TFG-003", Severity.MEDIUM),
+    "LoadAndRemapMatrix": ("HEX-TFG-003", Severity.MEDIUM),
+}
+
+
+@pytest.mark.parametrize("op", sorted(NEW_OPS))
+@pytest.mark.parametrize("where", ["graph", "library"])
+def test_data_movement_ops(op: str, where: str) -> None:
+    rule, severity = NEW_OPS[op]
+
+    def add(graph: Any) -> None:
+        if where == "graph":
+            node(graph, "moved", op, ("x",))
+        else:
+            fn = graph.library.function.add()
+            fn.signature.name = "__inference_serve_11"
+            node(fn, "moved", op, ("x",))
+
+    found = [f for f in findings_for(saved_model(add)) if f.evidence.get("node") == "moved"]
+    assert [f.rule.id for f in found] == [rule], describe(found)
+    assert found[0].effective_severity is severity
+
+
+def test_proto_ops_with_a_descriptor_file_are_high() -> None:
+    def add(graph: Any) -> None:
+        node(graph, "dec", "DecodeProtoV2", ("x",), descriptor_source=b"/etc/hex/desc.pb",
+             message_type=b"pkg.Msg")
+        node(graph, "enc", "EncodeProto", ("x",), descriptor_source=b"../../desc.bin")
+        node(graph, "pool", "DecodeProtoV2", ("x",), descriptor_source=b"local://")
+        node(graph, "inline", "DecodeProtoV2", ("x",), descriptor_source=b"bytes://\n\x03abc")
+        node(graph, "default", "EncodeProto", ("x",))
+
+    found = {f.evidence["node"]: f for f in findings_for(saved_model(add))}
+    assert set(found) == {"dec", "enc"}, describe(list(found.values()))
+    assert all(f.rule.id == "HEX-TFG-003" and f.effective_severity is Severity.HIGH
+               for f in found.values())
+    assert found["dec"].evidence["path"] == "/etc/hex/desc.pb"
+
+
+def test_policy_op_lists_do_not_overlap() -> None:
+    """An op in two lists would be judged by whichever branch comes first."""
+    import tomllib
+    from importlib import resources
+
+    data = tomllib.loads(resources.files("hexscan.policy").joinpath(
+        "tensorflow.toml").read_text("utf-8"))
+    lists = {k: set(v) for k, v in data.items() if k.endswith(("_ops", "_checked"))}
+    seen: dict[str, str] = {}
+    for key, ops in lists.items():
+        for op in ops:
+            assert op not in seen, f"{op} is in {seen.get(op)} and {key}"
+            seen[op] = key

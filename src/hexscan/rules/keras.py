@@ -19,8 +19,12 @@ LAMBDA_CODE = Rule(
         "bytecode that runs on the loading machine (CVE-2024-3660). Keras 3 refuses it only "
         "with safe_mode on, and the legacy H5 path ignores safe_mode (CVE-2025-9905). hex "
         "reads the marshal structure without unmarshalling it and lists the names and strings "
-        "the code uses: CRITICAL when they reach the OS, imports or eval, HIGH when the code "
-        "cannot be read, MEDIUM when it only uses harmless names."
+        "the code uses: CRITICAL when they reach the OS, imports or eval, HIGH for any other "
+        "bytecode (its names can be hidden in strings decoded at run time) or when the code "
+        "cannot be read, MEDIUM for source text, which keras never compiles. Lambda objects "
+        "are found wherever keras deserialises them: the Lambda layer's function and "
+        "output_shape ('code'), and any nested __lambda__ object such as an activation or "
+        "initializer ('value', a string or a [code, defaults, closure] list)."
     ),
     remediation=(
         "Load the model only with safe_mode=True in a current Keras 3, or rebuild the model "
@@ -65,7 +69,10 @@ CUSTOM_OBJECT = Rule(
         "Keras namespaces, is resolved through custom_objects, the registration table or an "
         "import of the named module. Loading then runs that module's code, so the model is "
         "only as safe as the package providing it; a model that asks its users to install a "
-        "package is a supply-chain foothold. hex reports it so it is never silent."
+        "package is a supply-chain foothold. hex reports it so it is never silent: LOW for a "
+        "bare class name (resolved only through objects the user registers), HIGH for a "
+        "Keras 3 'module' outside Keras and the known Keras libraries, which Keras before 3.9 "
+        "imports with importlib while deserialising, even in safe mode (CVE-2025-1550)."
     ),
     remediation=(
         "Make sure the package that provides the custom objects is one you trust, pinned and "

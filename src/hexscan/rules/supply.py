@@ -113,3 +113,29 @@ VULNERABLE_FRAMEWORK = Rule(
     ),
     references=("https://osv.dev/",),
 )
+
+DIRECT_REFERENCE = Rule(
+    id="HEX-SUP-006",
+    title="Dependency installed from outside the package index",
+    type="untrusted_code_dependency",
+    severity=Severity.MEDIUM,
+    cwe=("CWE-829", "CWE-494"),
+    summary="A requirements file pins code by URL, VCS, local path, editable install, "
+            "--find-links or a non-default index.",
+    doc=(
+        "A requirement written as name @ https://..., a bare URL or path, -e git+..., or "
+        "one resolved through --find-links, --index-url or --extra-index-url to another "
+        "index installs code that the public index and its advisories do not cover: whoever "
+        "controls that host or repository decides what runs when the model's environment is "
+        "installed, and an extra index invites dependency confusion. The finding is HIGH "
+        "when the code travels over plain http (or git://, svn://, ftp://), where anyone on "
+        "the network path can replace it. When the URL's wheel or sdist file name names a "
+        "version, that version is also matched against advisories like an == pin."
+    ),
+    remediation=(
+        "Install the dependency from the package index with an exact pin and --hash, or "
+        "vendor and review the code; never fetch it over plain http."
+    ),
+    references=("https://pip.pypa.io/en/stable/reference/requirements-file-format/",
+                "https://peps.python.org/pep-0440/#direct-references"),
+)

@@ -106,14 +106,21 @@ DYNAMIC_ATTRIBUTE = Rule(
     id="HEX-TPL-005",
     title="Chat template reads an attribute whose name is computed",
     type="template_injection",
-    severity=Severity.MEDIUM,
+    severity=Severity.HIGH,
     cwe=("CWE-1336",),
-    summary="|attr(), getattr or a subscript uses a name hex cannot resolve statically.",
+    summary="|attr(), getattr, map(attribute=) or a subscript uses a name computed at run time "
+            "that hex cannot resolve statically.",
     doc=(
         "Reading an attribute whose name comes from a variable or a computation is how "
         "payloads hide the dunder names they need from static analysis. Legitimate chat "
-        "templates index messages with literal keys ('role', 'content'); the |attr filter "
-        "and getattr with a computed name are not needed to format a conversation."
+        "templates index messages with literal keys ('role', 'content') or with loop "
+        "variables over data; the |attr filter, getattr or a subscript with a name built at "
+        "run time (from a context variable, keyword formatting, reject/select, a loop that "
+        "accumulates characters) are not needed to format a conversation. In a plain "
+        "jinja2.Environment x[name] falls back to getattr(x, name), so a computed string key "
+        "is a computed attribute name. hex folds what it can (format, %, ~, join, replace, "
+        "slicing, case filters, set values and blocks, macros, loops over constant lists, "
+        "dict and namespace keywords); what stays unknown is reported here."
     ),
     remediation=(
         "Review where the attribute name comes from; render the template only in a "

@@ -39,9 +39,13 @@ FILE_WRITE_OP = Rule(
         "SaveSlices and MergeV2Checkpoints given a fixed path instead of the saver's own "
         "filename input, PrintV2 with a file:// output stream, the Debug* ops with file:// or "
         "grpc:// debug URLs (tensor dumps to disk or to a remote host), summary writers with "
-        "a fixed log directory. Running such a graph overwrites files or leaks data chosen by "
-        "the model's author. The saver's standard wiring (a filename placeholder or argument) "
-        "is not reported."
+        "a fixed log directory, summary writes, tf.data snapshot/save ops and "
+        "DatasetToTFRecord, remote file-system configuration. Ops that talk to other hosts "
+        "(RpcClient/RpcCall/RpcServer*, the TF 1.x Rpc/TryRpc, tf.data service "
+        "DataServiceDataset* and RegisterDataset*) are HIGH; collective ops and RemoteCall, "
+        "which exchange tensors with other workers, MEDIUM. Running such a graph overwrites "
+        "files or leaks data chosen by the model's author. The saver's standard wiring (a "
+        "filename placeholder or argument) is not reported."
     ),
     remediation=(
         "Do not run the graph. Re-export the model without the writing ops, or serve it in a "
@@ -62,7 +66,9 @@ FILE_READ_OP = Rule(
         "LoadAndRemapMatrix, the file readers and file datasets, lookup tables initialised "
         "from text files, and Restore ops given a fixed path read whatever path the graph "
         "names when it runs. A served model that reads a path under the author's control can "
-        "exfiltrate it through its outputs. The finding is HIGH when the path is a constant "
+        "exfiltrate it through its outputs. DecodeProtoV2/EncodeProto whose "
+        "descriptor_source is a path (not local:// or bytes://) read that file and are HIGH. "
+        "The finding is HIGH when the path is a constant "
         "that escapes the model (absolute, '..', a URL), MEDIUM otherwise."
     ),
     remediation=(

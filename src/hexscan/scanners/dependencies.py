@@ -20,11 +20,12 @@ from hexscan.discover.artifact import Artifact
 from hexscan.discover.streams import read_up_to
 from hexscan.formats.kinds import Format
 from hexscan.model.finding import Finding
+from hexscan.model.severity import Severity
 from hexscan.rules import supply as rules
 from hexscan.rules._rule import Rule
 from hexscan.scanners.base import ScanContext
 from hexscan.supply import inventory
-from hexscan.supply.inventory import InventoryError
+from hexscan.supply.inventory import InventoryError, requirements
 from hexscan.supply.records import Dependency
 from hexscan.supply.typosquat import typosquat_of
 
@@ -44,7 +45,7 @@ class DependenciesScanner:
         Format.REQUIREMENTS, Format.DEPENDENCY_MANIFEST, Format.MODEL_CONFIG, Format.JSON})
     rules: ClassVar[tuple[Rule, ...]] = (
         rules.VULNERABLE_DEPENDENCY, rules.MALICIOUS_PACKAGE, rules.TYPOSQUAT,
-        rules.COMPROMISED_MODEL, rules.VULNERABLE_FRAMEWORK)
+        rules.COMPROMISED_MODEL, rules.VULNERABLE_FRAMEWORK, rules.DIRECT_REFERENCE)
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         base = artifact.basename.lower()
@@ -57,6 +58,8 @@ class DependenciesScanner:
             deps = _framework_versions(base, text)
         else:
             deps = _manifest(artifact, base, text)
+        if ctx.format not in (Format.MODEL_CONFIG, Format.JSON):
+            yield from _direct_references(base, text)
         seen: set[str] = set()
         for dep in deps:
             ctx.record("dependency", **asdict(dep))
@@ -70,6 +73,26 @@ class DependenciesScanner:
                     key=dep.name.lower(), line_number=dep.line,
                     evidence={"package": dep.name, "looks_like": squat, "spec": dep.spec,
                               "source": dep.source})
+
+
+def _direct_references(base: str, text: str) -> Iterator[Finding]:
+    """HEX-SUP-006 for each line of a requirements file that installs code by URL or path."""
+    if inventory.kind_of(base) != "requirements":
+        return
+    try:
+        refs = requirements.direct_references(text)
+    except InventoryError:
+        return
+    for ref in refs:
+        what = f"{ref.name} from " if ref.name else ""
+        how = " over plain http" if ref.cleartext else ""
+        yield Finding(rules.DIRECT_REFERENCE,
+                      f"requirement ({ref.kind}) installs {what}{ref.location!r}{how}, outside "
+                      "the package index", key=f"{ref.line}:{ref.location}",
+                      severity=Severity.HIGH if ref.cleartext else None,
+                      line_number=ref.line,
+                      evidence={"kind": ref.kind, "location": ref.location, "name": ref.name,
+                                "version": ref.version, "cleartext": ref.cleartext})
 
 
 def _text(artifact: Artifact) -> str | None:

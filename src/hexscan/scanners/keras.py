@@ -172,10 +172,7 @@ def _object(obj: dict[str, Any], path: str, policy: KerasPolicy) -> Iterator[Fin
         return
     module = obj.get("module")
     if class_name == "__lambda__":
-        config = obj.get("config")
-        code = config.get("code") if isinstance(config, dict) else None
-        if isinstance(code, str):
-            yield _lambda(decode_lambda(code), path, policy)
+        yield _lambda_object(obj.get("config"), path, policy)
         return
     if class_name == "Lambda":
         yield from _lambda_layer(obj, path, policy)
@@ -188,6 +185,24 @@ def _object(obj: dict[str, Any], path: str, policy: KerasPolicy) -> Iterator[Fin
     else:
         yield from _bare_class(class_name, path, policy)
     yield from _registered(obj, class_name, module, path, policy)
+
+
+def _lambda_object(config: Any, path: str, policy: KerasPolicy) -> Finding:
+    """A ``__lambda__`` object. The Lambda layer reads ``config.code``;
+    ``deserialize_keras_object`` (activations, initializers, any nested object) reads
+    ``config.value``; ``func_load`` takes a string or a ``[code, defaults, closure]`` list."""
+    code: Any = None
+    if isinstance(config, dict):
+        for key in ("code", "value"):
+            code = config.get(key)
+            if isinstance(code, (list, tuple)) and code:
+                code = code[0]
+            if isinstance(code, str):
+                break
+    if not isinstance(code, str):
+        return _lambda(LambdaCode("unreadable", error="the lambda object holds no code string "
+                                  "hex can read"), path, policy)
+    return _lambda(decode_lambda(code), path, policy)
 
 
 def _lambda_layer(obj: dict[str, Any], path: str, policy: KerasPolicy) -> Iterator[Finding]:
@@ -238,9 +253,12 @@ def _lambda(code: LambdaCode, path: str, policy: KerasPolicy) -> Finding:
                        key=f"lambda:{path}", severity=Severity.CRITICAL, confidence=0.95,
                        evidence=evidence)
     shown = ", ".join(code.names[:8]) or "no global names"
+    # Marshalled bytecode is code whatever names it shows (a payload hides them in strings
+    # it decodes at run time); source text is never compiled by keras' func_load.
+    severity = Severity.HIGH if code.kind == "bytecode" else Severity.MEDIUM
     return Finding(rules.LAMBDA_CODE,
                    f"Lambda function at {path} ({form}) runs code on load; it uses {shown}",
-                   key=f"lambda:{path}", severity=Severity.MEDIUM, confidence=0.8,
+                   key=f"lambda:{path}", severity=severity, confidence=0.8,
                    evidence=evidence)
 
 
@@ -264,12 +282,19 @@ def _reference(module: str, name: str, path: str, policy: KerasPolicy) -> Iterat
     if policy.allowed_module(module):
         return
     if root in ("builtins", "__builtin__"):
+        # keras writes module "builtins" for its own functions saved by name ("relu");
+        # any other builtin (print, getattr via registered names ...) is resolved by
+        # importing builtins in keras before 3.9.
+        known = name in policy.allowed_classes
         yield Finding(rules.CUSTOM_OBJECT, f"{path} names the Python builtin {fq}",
-                      key=f"custom:{fq}", evidence=evidence)
+                      key=f"custom:{fq}", severity=None if known else Severity.HIGH,
+                      evidence=evidence)
         return
+    # Keras 3 before 3.9 imports any module a config names (importlib.import_module), even
+    # in safe mode; later versions refuse modules outside keras/keras_hub/keras_cv/keras_nlp.
     yield Finding(rules.CUSTOM_OBJECT,
                   f"{path} names {fq}: loading imports that module's code",
-                  key=f"custom:{fq}", evidence=evidence)
+                  key=f"custom:{fq}", severity=Severity.HIGH, evidence=evidence)
 
 
 def _bare_class(class_name: str, path: str, policy: KerasPolicy) -> Iterator[Finding]:

@@ -300,7 +300,7 @@ class _Judge:
         for access in self.view.accesses:
             line = access.lineno
             if access.name is None:
-                if access.via in ("attr-filter", "getattr-call", "attribute-arg"):
+                if access.via in ("attr-filter", "getattr-call", "attribute-arg", "getitem"):
                     yield _finding(rules.DYNAMIC_ATTRIBUTE, self.source, f"dynamic:{access.via}",
                                    f"attribute read through {access.via} with a name computed "
                                    f"at run time (line {line})",

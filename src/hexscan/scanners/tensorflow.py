@@ -55,6 +55,10 @@ class TfPolicy:
     read_ops: frozenset[str]
     read_path_checked: frozenset[str]
     pass_through: frozenset[str]
+    network_ops: frozenset[str]
+    collective_ops: frozenset[str]
+    proto_ops: frozenset[str]
+    proto_inline_sources: tuple[str, ...]
 
     @property
     def path_checked(self) -> frozenset[str]:
@@ -70,7 +74,9 @@ def load_policy() -> TfPolicy:
         frozenset(data["write_path_checked"]), frozenset(data["debug_ops"]),
         tuple(data["url_attributes"]), frozenset(data["url_ops"]),
         frozenset(data["read_ops"]), frozenset(data["read_path_checked"]),
-        frozenset(data["pass_through"]))
+        frozenset(data["pass_through"]), frozenset(data["network_ops"]),
+        frozenset(data["collective_ops"]), frozenset(data["proto_ops"]),
+        tuple(data["proto_inline_sources"]))
 
 
 def path_escapes(value: str) -> str | None:
@@ -153,6 +159,16 @@ def _node(node: TfNode, policy: TfPolicy, state: _State) -> Iterator[Finding]:
     elif node.op in policy.write_ops:
         if state.allow(node.op):
             yield _finding(rules.FILE_WRITE_OP, node, f"op {node.op} writes to the file system")
+    elif node.op in policy.network_ops or node.op in policy.collective_ops:
+        if state.allow(node.op):
+            remote = node.op in policy.network_ops
+            yield _finding(rules.FILE_WRITE_OP, node,
+                           f"op {node.op} " + ("talks to another host (RPC or tf.data service)"
+                                              if remote else
+                                              "exchanges tensors with other workers"),
+                           severity=Severity.HIGH if remote else Severity.MEDIUM)
+    elif node.op in policy.proto_ops:
+        yield from _descriptor_source(node, policy, state)
     elif node.op in policy.debug_ops or node.op in policy.url_ops:
         yield from _urls(node, policy, state)
     elif node.op in policy.read_ops or node.op in policy.path_checked:
@@ -167,6 +183,16 @@ def _urls(node: TfNode, policy: TfPolicy, state: _State) -> Iterator[Finding]:
         yield _finding(rules.FILE_WRITE_OP, node,
                        f"op {node.op} dumps tensors to {', '.join(urls[:3])}",
                        {"urls": urls[:8]})
+
+
+def _descriptor_source(node: TfNode, policy: TfPolicy, state: _State) -> Iterator[Finding]:
+    """DecodeProtoV2/EncodeProto read a FileDescriptorSet from a descriptor_source path."""
+    sources = [v for v in node.attr("descriptor_source")
+               if v and not v.startswith(policy.proto_inline_sources)]
+    if sources and state.allow(node.op):
+        yield _finding(rules.FILE_READ_OP, node,
+                       f"op {node.op} reads protobuf descriptors from {sources[0]!r}",
+                       {"path": sources[0]}, Severity.HIGH)
 
 
 def _resolve(scope: _Scope, policy: TfPolicy, state: _State) -> Iterator[Finding]:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import posixpath
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
 from hexscan.supply.records import Dependency
 
@@ -139,9 +149,14 @@ def requirement_dependency(req: Requirement, source: str, line: int | None,
         info["marker"] = str(req.marker)
         info["marker_applies"] = marker_applies(req.marker, marker_extra)
     if req.url:
+        # name @ url: the version its wheel/sdist file names, when it is the same project,
+        # is matched against advisories like an == pin
         info["url"] = req.url
-        return Dependency("PyPI", req.name, None, spec=f"@ {req.url}", source=source,
-                          line=line, extra=info)
+        info["direct"] = True
+        name, version = distribution_of(req.url)
+        return Dependency("PyPI", req.name,
+                          version if name == canonicalize_name(req.name) else None,
+                          spec=f"@ {req.url}", source=source, line=line, extra=info)
     return Dependency("PyPI", req.name, pinned(req.specifier), spec=str(req.specifier),
                       source=source, line=line, extra=info)
 
@@ -183,3 +198,25 @@ class LineFinder:
             return bool(sep) and head.strip() in forms
 
         return self.find(test)
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def distribution_of(location: str) -> tuple[str | None, str | None]:
+    """(project, version) a URL or path names: its wheel or sdist file name, else its
+    ``#egg=`` fragment (no version)."""
+    path = urlsplit(location).path if _SCHEME.match(location) else location
+    filename = unquote(posixpath.basename(path.replace("\\", "/")))
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+            return str(name), str(version)
+        if filename.endswith((".tar.gz", ".zip")):
+            name, version = parse_sdist_filename(filename)
+            return str(name), str(version)
+    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
+        pass
+    egg = _EGG.search(location)
+    return (str(canonicalize_name(egg.group(1))), None) if egg else (None, None)
