@@ -71,3 +71,14 @@ def test_readme_documents_every_rule_and_scanner() -> None:
     missing = [r.id for r in RULES if f"| {r.id} |" not in readme]
     missing += [cls.name for cls in scanner_classes() if f"`{cls.name}`" not in readme]
     assert not missing, f"README does not document: {missing}"
+
+
+def test_readme_rules_table_is_generated_from_the_catalogue() -> None:
+    """The README table is ``tools/readme_rules.py``'s output: regenerate it, never edit it."""
+    import subprocess
+    import sys
+
+    script = TESTS.parent / "tools" / "readme_rules.py"
+    run = subprocess.run([sys.executable, str(script), "--check"],  # noqa: S603 - our own tool
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
