@@ -27,9 +27,9 @@ def table() -> str:
         for rule in cls.rules:
             owner.setdefault(rule.id, cls.name)
     rows = ["| id | severity | CWE | scanner | what |", "|---|---|---|---|---|"]
-    for rule in sorted(all_rules(), key=lambda r: r.id):
-        rows.append(f"| {rule.id} | {rule.severity.name} | {', '.join(rule.cwe)} | "
-                    f"{owner.get(rule.id, '(pipeline)')} | {rule.title} |")
+    rows += [f"| {rule.id} | {rule.severity.name} | {', '.join(rule.cwe)} | "
+             f"{owner.get(rule.id, '(pipeline)')} | {rule.title} |"
+             for rule in sorted(all_rules(), key=lambda r: r.id)]
     return "\n".join(rows)
 
 
