@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import run_hex
@@ -16,9 +20,15 @@ FAMILY_MODULES = sorted(m.name for m in pkgutil.iter_modules(families.__path__))
 
 
 @pytest.fixture(scope="session")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> list[Outcome]:
+def outcomes() -> Iterator[list[Outcome]]:
     mods = [importlib.import_module(f"differential.families.{m}") for m in FAMILY_MODULES]
-    return run_families([m.variants for m in mods], tmp_path_factory.mktemp("diff"), run_hex)
+    # A fixed-length directory name: canary paths then have the same length in every run,
+    # so the seeded mutations of the fuzz family are the same mutations every time.
+    work = Path(tempfile.mkdtemp(prefix="hex-diff-"))
+    try:
+        yield run_families([m.variants for m in mods], work, run_hex)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.parametrize("module", FAMILY_MODULES)

@@ -25,6 +25,9 @@ CASES = {
     "setitems_without_mark": _CALL0 + b"p3\nu.",
     "pop_of_empty_stack": _CALL0 + b"0p3\n.",
     "stop_with_open_mark": _CALL0 + b"p3\n(.",
+    # The data ends inside INST's name line: readline returns "exec." and the opcode drops
+    # its last byte as if it were the newline, then calls builtins.exec; EOFError comes after.
+    "name_line_cut_by_the_end": b'(S"print(1)"\nibuiltins\nexec.',
 }
 
 

@@ -137,7 +137,18 @@ def _read_float_text(f: io.BytesIO) -> float:
     return float_literal(line[:-1])
 
 
+def _read_name_pair(f: io.BytesIO) -> str:
+    """GLOBAL/INST ``module\nname\n``. At the end of the data both unpicklers take a cut
+    line as if its last byte were the newline, and import (INST: call) before failing."""
+    module = f.readline()
+    name = f.readline()
+    if not module.endswith(b"\n") or len(name) < 2:
+        raise ValueError("no newline")
+    return f"{module[:-1].decode('utf-8')} {name[:-1].decode('utf-8')}"
+
+
 _TEXT_READERS = {
+    id(pickletools.stringnl_noescape_pair): _read_name_pair,
     id(pickletools.decimalnl_short): _read_int_text,
     id(pickletools.decimalnl_long): _read_int_text,
     id(pickletools.floatnl): _read_float_text,

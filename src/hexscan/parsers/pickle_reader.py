@@ -123,7 +123,17 @@ class _Reader:
             if scanned > limit:
                 return self._skip_line(keep)
             if not self.fill(scanned + 1):
-                raise _Truncated("data ends inside a text argument")
+                return self._last_line()
+
+    def _last_line(self) -> bytes:
+        """A line cut by the end of the data. Both unpicklers' readline return what is there
+        and the opcode drops its last byte as if it were the newline (``readline()[:-1]``),
+        then runs: ``ibuiltins\nexec.`` calls ``builtins.exec`` before the next read fails."""
+        if self.pos >= len(self.buf):
+            raise _Truncated("data ends inside a text argument")
+        text = self.buf[self.pos : len(self.buf) - 1]
+        self.pos = len(self.buf)
+        return text
 
     def _skip_line(self, keep: int) -> Blob:
         head = self.buf[self.pos : self.pos + keep]
