@@ -16,7 +16,7 @@ from hexscan.discover.artifact import Artifact
 from hexscan.formats.kinds import Format
 from hexscan.model.finding import Finding
 from hexscan.model.severity import Severity
-from hexscan.parsers.numpy import object_data_offset, parse_npy_header
+from hexscan.parsers.numpy import object_data_offset, read_npy_header
 from hexscan.parsers.pickle_vm import analyze_pickle
 from hexscan.policy.pickle_policy import PicklePolicy, Verdict, judge, load_policy
 from hexscan.rules import pickle as rules
@@ -48,15 +48,38 @@ class PickleScanner:
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         start = 0
         if ctx.format is Format.NUMPY:
-            header = parse_npy_header(artifact.head())
-            if not header.holds_objects:
+            found = _npy_pickle_start(artifact)
+            if found is None:
                 return
-            start = object_data_offset(artifact.head(), header)
+            start = found
         with artifact.open() as stream:
             stream.seek(start)
             view = analyze_pickle(stream)
         for verdict in judge(view, self.policy(ctx.options)):
             yield _finding(verdict, start)
+
+
+def _npy_pickle_start(artifact: Artifact) -> int | None:
+    """Where ``numpy.load(allow_pickle=True)`` starts unpickling, or None when it does not.
+
+    An object dtype (any spelling, see parsers/numpy) is unpickled; a descr numpy would
+    reject is judged only when pickle bytes follow it, so a spelling hex misreads still
+    has its payload scanned.
+    """
+    with artifact.open() as stream:
+        header = read_npy_header(stream)
+        first = stream.read(1)
+    if header.objects is False:
+        return None
+    if header.objects is None and not (first[:1] == b"\x80" or first in _PICKLE0_STARTS):
+        return None
+    if header.data_offset >= len(artifact.head()):
+        return header.data_offset
+    return object_data_offset(artifact.head(), header)
+
+
+#: First bytes of protocol 0/1 pickles (MARK, GLOBAL, EMPTY_LIST/DICT/TUPLE ...).
+_PICKLE0_STARTS = frozenset({b"(", b"c", b"]", b"}", b")", b"N", b"I", b"S", b"V"})
 
 
 def _finding(verdict: Verdict, start: int) -> Finding:
