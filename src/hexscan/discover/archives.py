@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from hexscan.discover import members as checks
 from hexscan.discover.artifact import Artifact
-from hexscan.discover.streams import BoundedStream, Budget, ZlibReader
+from hexscan.discover.streams import BoundedStream, Budget, ZlibReader, skip_zfile_header
 from hexscan.discover.zipraw import RawZipMember
 from hexscan.engine.limits import ResourceLimits
 from hexscan.errors import LimitExceeded, ParseError
@@ -274,7 +274,7 @@ _DECOMPRESSORS: dict[Format, Callable[[BinaryIO], BinaryIO]] = {
     Format.GZIP: lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),  # type: ignore[dict-item]
     Format.BZIP2: lambda raw: bz2.BZ2File(raw, mode="rb"),  # type: ignore[dict-item]
     Format.XZ: lambda raw: lzma.LZMAFile(raw, mode="rb"),  # type: ignore[dict-item]
-    Format.ZLIB: lambda raw: ZlibReader(raw),  # type: ignore[dict-item]
+    Format.ZLIB: lambda raw: ZlibReader(skip_zfile_header(raw)),  # type: ignore[dict-item]
 }
 
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".xz": "", ".lzma": "", ".z": "",

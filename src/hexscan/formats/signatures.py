@@ -56,6 +56,10 @@ TORCH_LEGACY_PROTOCOL = re.compile(rb"\x80[\x02-\x05](?:\x95.{8})?M\xe9\x03\.", 
 #: default properties byte (lc=3, lp=0, pb=2), then a little-endian dictionary size.
 LZMA_ALONE_PROPS = 0x5D
 
+#: joblib < 0.10 "zfile": ``ZF``, then the length in hex padded to len(hex(2**64)) = 19.
+ZFILE_PREFIX = b"ZF"
+ZFILE_HEADER = len(ZFILE_PREFIX) + 19
+
 #: A TF checkpoint .index file is a LevelDB table; it ends with this magic number.
 TF_TABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")
 
