@@ -78,6 +78,16 @@ def looks_like_broken_pickle(head: bytes) -> bool:
             and walk.ops >= 2)
 
 
+def starts_like_pickle(head: bytes) -> bool:
+    """A first stream that reaches STOP, or imports before it breaks (a loader runs it).
+
+    For names a pickle loader reads even when the stream is tiny (``I3\\n.``) and is
+    followed by raw data, as in torch's legacy tar records.
+    """
+    walk = walk_pickle(head)
+    return walk.ops >= 1 and not walk.underflow and (walk.stop is not None or walk.imported)
+
+
 def walk_pickle(head: bytes) -> PickleWalk:
     """Walk the first pickle stream of ``head`` with a stack-depth model; never raises."""
     depth, ops, imported, names_ok = 0, 0, False, True

@@ -52,6 +52,9 @@ TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 #: at protocol 2 as torch writes it, or 4+ with its FRAME header.
 TORCH_LEGACY_PROTOCOL = re.compile(rb"\x80[\x02-\x05](?:\x95.{8})?M\xe9\x03\.", re.DOTALL)
 
+#: Members of a torch < 0.4 tar checkpoint that torch.load unpickles (``legacy_load``).
+TORCH_LEGACY_TAR_MEMBERS = frozenset({"pickle", "storages", "tensors"})
+
 #: The legacy ``.lzma`` ("alone") header that joblib's 'lzma' compressor writes: the
 #: default properties byte (lc=3, lp=0, pb=2), then a little-endian dictionary size.
 LZMA_ALONE_PROPS = 0x5D

@@ -12,12 +12,13 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-from hexscan.discover.artifact import Artifact
+from hexscan.discover.artifact import MEMBER_SEP, Artifact
 from hexscan.formats.kinds import Format
 from hexscan.model.finding import Finding
 from hexscan.model.severity import Severity
 from hexscan.parsers.numpy import object_data_offset, read_npy_header
 from hexscan.parsers.pickle_vm import analyze_pickle
+from hexscan.parsers.torch_legacy import RECORD_MEMBERS, RecordPickle, walk_records
 from hexscan.policy.pickle_policy import PicklePolicy, Verdict, judge, load_policy
 from hexscan.rules import pickle as rules
 from hexscan.rules._rule import Rule
@@ -52,11 +53,40 @@ class PickleScanner:
             if found is None:
                 return
             start = found
+        elif _is_legacy_records(artifact):
+            yield from self._legacy_records(artifact, ctx)
+            return
         with artifact.open() as stream:
             stream.seek(start)
             view = analyze_pickle(stream)
         for verdict in judge(view, self.policy(ctx.options)):
             yield _finding(verdict, start)
+
+    def _legacy_records(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
+        """Judge each pickle torch's legacy tar loader unpickles from this member; where the
+        layout is lost, judge the rest as stacked pickles (and say so)."""
+        policy = self.policy(ctx.options)
+        with artifact.open() as stream:
+            for record in walk_records(stream, artifact.basename):
+                if isinstance(record, RecordPickle):
+                    for verdict in judge(analyze_pickle(record.data), policy):
+                        yield _finding(verdict, record.offset)
+                    continue
+                yield Finding(rules.MALFORMED_PICKLE, f"{artifact.basename}: the legacy torch "
+                              f"record layout is lost at byte {record.offset} "
+                              f"({record.reason}); the rest is judged as stacked pickles",
+                              key="legacy-layout", offset=record.offset,
+                              evidence={"kind": "malformed"})
+                stream.seek(record.offset)
+                for verdict in judge(analyze_pickle(stream), policy):
+                    yield _finding(verdict, record.offset)
+
+
+def _is_legacy_records(artifact: Artifact) -> bool:
+    """A top-level ``storages`` / ``tensors`` member of a tar (torch's legacy tar layout)."""
+    member = artifact.member or ""
+    last = member.rsplit(MEMBER_SEP, 1)[-1]
+    return artifact.parent_format is Format.TAR and last in RECORD_MEMBERS
 
 
 def _npy_pickle_start(artifact: Artifact) -> int | None:
