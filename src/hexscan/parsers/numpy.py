@@ -1,6 +1,6 @@
 """The NumPy ``.npy`` header: does loading the array unpickle, and where does the pickle start.
 
-``numpy.load(..., allow_pickle=True)`` reads the header (a Python literal dict), turns its
+NumPy's loader (with pickles allowed) reads the header (a Python literal dict), turns its
 ``descr`` into a dtype with ``numpy.lib.format.descr_to_dtype`` and, when that dtype
 ``hasobject``, unpickles the data that follows the header. Payloads hide behind spellings of
 "object" a naive reader misses (``'|O'``, ``'O4'``, ``'object'``, ``'T'`` (StringDType), a

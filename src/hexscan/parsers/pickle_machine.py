@@ -18,7 +18,7 @@ from hexscan.parsers.pickle_calls import (
     _root_ref,
     canonical_name,
 )
-from hexscan.parsers.pickle_nested import _nested_payload
+from hexscan.parsers.pickle_nested import _nested_payload, container_kind
 from hexscan.parsers.pickle_opcodes import _OpcodeHandlers
 from hexscan.parsers.pickle_reader import (
     _OPNAMES,
@@ -45,6 +45,7 @@ from hexscan.parsers.pickle_values import (
     render,
 )
 from hexscan.parsers.pickle_view import (
+    EmbeddedContainer,
     GlobalUse,
     LimitHit,
     Malformation,
@@ -216,6 +217,7 @@ class _Machine(_OpcodeHandlers, _ObjectState):
             limit_hits=tuple(k.limits),
             trailing=tuple(k.trailing),
             nested=tuple(nested),
+            containers=tuple(k.containers),
             opcode_count=sum(s.opcodes for s in k.streams),
             bytes_read=self.r.offset,
             truncated_values=self.truncated_values,
@@ -251,6 +253,10 @@ class _Machine(_OpcodeHandlers, _ObjectState):
                 )
                 break
             self.budget.nested_left -= 1
+            kind = container_kind(data)
+            if kind is not None:
+                self.kept.containers.append(EmbeddedContainer(offset, kind, data))
+                continue
             view = _Machine(_Reader(data), self.limits, self.budget, self.depth + 1).run()
             if any(s.complete for s in view.streams) or view.globals:
                 found.append(NestedPickle(offset, encoding, self.depth + 1, view))

@@ -62,3 +62,13 @@ def _looks_like_pickle(data: bytes) -> bool:
     if len(data) < 4 or not _pickle_head(data):
         return False
     return data[:1] == b"\x80" or data.rstrip()[-1:] == b"."
+
+
+def container_kind(data: bytes) -> str | None:
+    """Bytes a loader reads as a whole file of another format rather than as a pickle.
+
+    ``torch.load`` (what ``torch.storage._load_from_bytes`` calls) takes the zip reader when
+    the bytes start with a zip local header; the walk then reads them as the checkpoint they
+    are instead of as a nested pickle.
+    """
+    return "zip" if data[:4] == b"PK\x03\x04" else None

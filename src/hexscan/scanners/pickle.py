@@ -17,6 +17,7 @@ from hexscan.formats.kinds import Format
 from hexscan.model.finding import Finding
 from hexscan.model.severity import Severity
 from hexscan.parsers.numpy import object_data_offset, read_npy_header
+from hexscan.parsers.pickle_view import EmbeddedContainer, PickleView
 from hexscan.parsers.pickle_vm import analyze_pickle
 from hexscan.parsers.torch_legacy import RECORD_MEMBERS, RecordPickle, walk_records
 from hexscan.policy.pickle_policy import PicklePolicy, Verdict, judge, load_policy
@@ -61,6 +62,8 @@ class PickleScanner:
             view = analyze_pickle(stream)
         for verdict in judge(view, self.policy(ctx.options)):
             yield _finding(verdict, start)
+        for offset, container in _embedded(view):
+            ctx.embedded.append((f"{container.kind}@{start + offset}", container.data))
 
     def _legacy_records(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         """Judge each pickle torch's legacy tar loader unpickles from this member; where the
@@ -82,6 +85,16 @@ class PickleScanner:
                     yield _finding(verdict, record.offset)
 
 
+def _embedded(view: PickleView) -> Iterator[tuple[int, EmbeddedContainer]]:
+    """Files inside the pickle (and its nested pickles) a loader reads whole, e.g. the torch
+    zip given to ``torch.storage._load_from_bytes``: the engine walks them as members."""
+    for container in view.containers:
+        yield container.offset, container
+    for nested in view.nested:
+        for _, container in _embedded(nested.view):
+            yield nested.offset, container
+
+
 def _is_legacy_records(artifact: Artifact) -> bool:
     """A top-level ``storages`` / ``tensors`` member of a tar (torch's legacy tar layout)."""
     member = artifact.member or ""
@@ -90,7 +103,7 @@ def _is_legacy_records(artifact: Artifact) -> bool:
 
 
 def _npy_pickle_start(artifact: Artifact) -> int | None:
-    """Where ``numpy.load(allow_pickle=True)`` starts unpickling, or None when it does not.
+    """Where NumPy's loader (pickles allowed) starts unpickling, or None when it does not.
 
     An object dtype (any spelling, see parsers/numpy) is unpickled; a descr numpy would
     reject is judged only when pickle bytes follow it, so a spelling hex misreads still
