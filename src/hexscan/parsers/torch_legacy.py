@@ -64,6 +64,9 @@ class LostTrack:
 
     offset: int
     reason: str
+    layout: bool = True
+    """False when the member never matched the layout (its count is no plain integer):
+    then it is simply another pickle file, not a broken legacy checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,7 @@ def _count(stream: BinaryIO, pos: int
     yield RecordPickle(pos, got[0])
     ops = got[1]
     if not ops.plain or not ops.ints or not 0 <= ops.ints[0] <= MAX_RECORDS:
-        yield LostTrack(ops.end, "the record count is not a plain integer")
+        yield LostTrack(ops.end, "the record count is not a plain integer", layout=False)
         return None, pos
     return ops.ints[0], ops.end
 
@@ -123,7 +126,7 @@ def _skip_storage(stream: BinaryIO, pos: int, ops: _Ops) -> int | LostTrack:
     raw = read_up_to(stream, 8)
     if len(raw) < 8:
         return LostTrack(pos, "storage size truncated")
-    (count,) = struct.unpack("<q", raw)
+    count = int.from_bytes(raw, "little", signed=True)
     if count < 0:
         return LostTrack(pos, "negative storage size")
     return pos + 8 + count * sizes.pop()
@@ -134,7 +137,7 @@ def _skip_tensor(stream: BinaryIO, pos: int) -> int | LostTrack:
     raw = read_up_to(stream, 8)
     if len(raw) < 8:
         return LostTrack(pos, "tensor header truncated")
-    (ndim,) = struct.unpack_from("<i", raw)
+    ndim = int.from_bytes(raw[:4], "little", signed=True)
     if not 0 <= ndim <= 1024:
         return LostTrack(pos, f"tensor ndim {ndim} out of range")
     return pos + 8 + 16 * ndim + 8

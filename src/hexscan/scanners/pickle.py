@@ -75,11 +75,12 @@ class PickleScanner:
                     for verdict in judge(analyze_pickle(record.data), policy):
                         yield _finding(verdict, record.offset)
                     continue
-                yield Finding(rules.MALFORMED_PICKLE, f"{artifact.basename}: the legacy torch "
-                              f"record layout is lost at byte {record.offset} "
-                              f"({record.reason}); the rest is judged as stacked pickles",
-                              key="legacy-layout", offset=record.offset,
-                              evidence={"kind": "malformed"})
+                if record.layout:
+                    yield Finding(rules.MALFORMED_PICKLE, f"{artifact.basename}: the legacy torch "
+                                  f"record layout is lost at byte {record.offset} "
+                                  f"({record.reason}); the rest is judged as stacked pickles",
+                                  key="legacy-layout", offset=record.offset,
+                                  evidence={"kind": "malformed"})
                 stream.seek(record.offset)
                 for verdict in judge(analyze_pickle(stream), policy):
                     yield _finding(verdict, record.offset)

@@ -80,6 +80,32 @@ def two_directories(for_miniz: bytes, for_zipfile: bytes) -> bytes:
     return body + _eocd(m_eocd[4], len(z_cd), len(m_local))
 
 
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")
+_LOCATOR = struct.Struct("<4sLQL")
+
+
+def two_zip64_records(for_miniz: bytes, for_zipfile: bytes) -> bytes:
+    """Two zip64 end records: miniz follows the locator's offset to the first, zipfile reads
+    the one right before the locator (and shifts offsets by what lies in between)."""
+    m_local, m_cd, m_eocd = _split(for_miniz)
+    z_local, z_cd, z_eocd = _split(for_zipfile)
+    entries = m_eocd[4]
+    assert entries == z_eocd[4]
+
+    def record(cd_size: int, cd_offset: int) -> bytes:
+        return _EOCD64.pack(b"PK\x06\x06", _EOCD64.size - 12, 45, 45, 0, 0, entries, entries,
+                            cd_size, cd_offset)
+
+    record_a = len(m_local) + len(m_cd)
+    z_at = record_a + _EOCD64.size
+    eocd_at = z_at + len(z_local) + len(z_cd) + _EOCD64.size + _LOCATOR.size
+    concat = eocd_at - len(z_cd) - len(m_local) - (_EOCD64.size + _LOCATOR.size)
+    body = m_local + m_cd + record(len(m_cd), len(m_local))
+    body += z_local + _shift_directory(z_cd, z_at - concat) + record(len(z_cd), len(m_local))
+    body += _LOCATOR.pack(b"PK\x06\x07", 0, record_a, 1)
+    return body + _EOCD.pack(b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+
+
 def _local_lies(data: bytes, how: str) -> bytes:
     """Rewrite every local header: zero sizes / CRC, or another name of the same length."""
     out = bytearray(data)
@@ -111,6 +137,10 @@ def variants(payload: PayloadFor) -> Iterator[Variant]:
     for pad in (4096, 20000):
         name = f"two_directories_pad{pad}"
         yield Variant(FAMILY, name, "model.pt", two_directories(evil(name, pad), benign), "torch")
+    name = "two_zip64_records"
+    yield Variant(FAMILY, name, "model.pt", two_zip64_records(evil(name), benign), "torch")
+    yield Variant(FAMILY, "benign_two_zip64_records", "model.pt",
+                  two_zip64_records(benign_padded, benign), "torch", malicious=False)
     yield Variant(FAMILY, "benign_two_directories", "model.pt",
                   two_directories(benign_padded, benign), "torch", malicious=False)
     for tail in (b"PK\x05\x06", b"PK\x05\x06" + b"\x00" * 6, b"junkPK\x05\x06" + b"\x00" * 11):
