@@ -78,6 +78,12 @@ def _nested_zip() -> bytes:
     return pickle.dumps({"w": _Reduce(_load_from_bytes, _torch({"m": EVIL}))}, 2)
 
 
+def _sidecar(name: str) -> bytes:
+    from joblib.numpy_pickle_compat import NDArrayWrapper
+
+    return pickle.dumps({"w": NDArrayWrapper(name, np.ndarray)}, 2)
+
+
 def _samples() -> dict[str, tuple[Callable[[], bytes], bool]]:
     from differential.families.containers_torch_legacy import legacy_tar
     from differential.families.containers_zip import two_directories
@@ -104,6 +110,10 @@ def _samples() -> dict[str, tuple[Callable[[], bytes], bool]]:
         "torch_legacy_tar_decoy_benign.pt": (
             lambda: legacy_tar(None, None, decoy=True), False),
         "nested_torch_zip.pkl": (_nested_zip, True),
+        "joblib_sidecar_parent.pkl": (lambda: _sidecar("../other/x_01.npy"), True),
+        "joblib_sidecar_absolute.pkl": (lambda: _sidecar("/srv/uploads/x_01.npy"), True),
+        "joblib_sidecar_benign.pkl": (lambda: _sidecar("joblib_sidecar_benign.pkl_01.npy"),
+                                      False),
         "tensor_pickle_benign.pkl": (lambda: pickle.dumps({"t": torch.ones(3)}, 2), False),
     }
 

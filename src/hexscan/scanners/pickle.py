@@ -24,6 +24,7 @@ from hexscan.policy.pickle_policy import PicklePolicy, Verdict, judge, load_poli
 from hexscan.rules import pickle as rules
 from hexscan.rules._rule import Rule
 from hexscan.scanners.base import ScanContext
+from hexscan.scanners.joblib_sidecars import SIDECAR_RULE, sidecar_findings
 
 
 class PickleScanner:
@@ -34,7 +35,7 @@ class PickleScanner:
     formats: ClassVar[frozenset[Format] | None] = frozenset({
         Format.PICKLE, Format.JOBLIB, Format.PYTORCH_LEGACY, Format.NUMPY,
     })
-    rules: ClassVar[tuple[Rule, ...]] = tuple(rules.RULE_FOR_KIND.values())
+    rules: ClassVar[tuple[Rule, ...]] = (*rules.RULE_FOR_KIND.values(), SIDECAR_RULE)
 
     def __init__(self) -> None:
         self._policies: dict[str, PicklePolicy] = {}
@@ -64,6 +65,8 @@ class PickleScanner:
             yield _finding(verdict, start)
         for offset, container in _embedded(view):
             ctx.embedded.append((f"{container.kind}@{start + offset}", container.data))
+        if _SIDECAR_WRAPPERS & view.global_names():
+            yield from sidecar_findings(artifact, start)
 
     def _legacy_records(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         """Judge each pickle torch's legacy tar loader unpickles from this member; where the
@@ -84,6 +87,12 @@ class PickleScanner:
                 stream.seek(record.offset)
                 for verdict in judge(analyze_pickle(stream), policy):
                     yield _finding(verdict, record.offset)
+
+
+#: joblib <= 0.9 array placeholders: ``read`` loads ``os.path.join(dir, filename)``.
+_SIDECAR_WRAPPERS = frozenset({"joblib.numpy_pickle_compat.NDArrayWrapper",
+                               "joblib.numpy_pickle_compat.ZNDArrayWrapper",
+                               "sklearn.externals.joblib.numpy_pickle_compat.NDArrayWrapper"})
 
 
 def _embedded(view: PickleView) -> Iterator[tuple[int, EmbeddedContainer]]:

@@ -125,6 +125,15 @@ def _sidecars(payload: PayloadFor, np: object) -> Iterator[Variant]:
             wrapper = NDArrayWrapper("model.pkl_01.npy", numpy.ndarray)  # type: ignore[attr-defined]
             yield Variant(FAMILY, name, "model.pkl", pickle.dumps({"w": wrapper}, protocol),
                           "joblib", companions=(("model.pkl_01.npy", out.getvalue()),))
+    name = "sidecar_parent_dir"
+    arr = numpy.empty(1, dtype=object)  # type: ignore[attr-defined]
+    arr[0] = _Reduce(builtins.exec, payload(key_of(FAMILY, name)))
+    out = io.BytesIO()
+    numpy.save(out, arr, allow_pickle=True)  # type: ignore[attr-defined]
+    # The array file lies outside the pickle's directory; joblib follows the name there.
+    wrapper = NDArrayWrapper(f"../{name}_01.npy", numpy.ndarray)  # type: ignore[attr-defined]
+    yield Variant(FAMILY, name, "model.pkl", pickle.dumps({"w": wrapper}, 2), "joblib",
+                  companions=((f"../{name}_01.npy", out.getvalue()),))
     out = io.BytesIO()
     numpy.save(out, numpy.arange(4.0))  # type: ignore[attr-defined]
     wrapper = NDArrayWrapper("model.pkl_01.npy", numpy.ndarray)  # type: ignore[attr-defined]
