@@ -2,7 +2,7 @@
 
 Old joblib dumps keep each array in a file next to the pickle (``model.pkl_01.npy``); the
 pickle holds an ``NDArrayWrapper`` whose ``filename`` joblib joins to the pickle's directory
-and loads with ``numpy.load(..., allow_pickle=True)`` (``numpy_pickle_compat``). A filename
+and loads with NumPy, pickles allowed (``numpy_pickle_compat``). A filename
 that is absolute or climbs out with ``..`` makes loading this pickle unpickle an arbitrary
 ``.npy`` elsewhere on the machine: hex reports it. The names are read by walking the pickle's
 opcodes (pickletools parses, it never builds objects) for the string after ``'filename'``.
