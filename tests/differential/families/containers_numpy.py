@@ -83,6 +83,13 @@ def variants(payload: PayloadFor) -> Iterator[Variant]:
         yield Variant(FAMILY, name, "arrs.npz", npz_bytes(
             {"w.npy": npy_bytes("<f4", np.zeros(4, "<f4").tobytes(), shape="(4,)"),
              "x.npy": inner}, deflate=len(label) % 2 == 1), "numpy")
+    # npz members whose local headers lie (zipfile trusts the central directory).
+    from differential.families.containers_zip import _local_lies
+
+    for how in ("sizes", "big_sizes", "names", "no_descriptor_flag"):
+        name = f"npz_local_{how}"
+        packed = npz_bytes({"x.npy": npy_bytes("|O", evil(name))}, deflate=how != "names")
+        yield Variant(FAMILY, name, "arrs.npz", _local_lies(packed, how), "numpy")
     # Header quirks: Python 2 long literals, a padding-heavy header, protocol 0 and 5 data.
     name = "npy_py2_long"
     py2 = npy_bytes("|O", evil(name), shape="(1L,)")
