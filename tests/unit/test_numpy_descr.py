@@ -107,6 +107,17 @@ def test_a_header_larger_than_the_identification_head_is_read_whole() -> None:
     assert header.objects is True and data[header.data_offset:] == b"DATA"
 
 
+def test_padding_beyond_the_kept_header_is_read_through_not_held() -> None:
+    data = _npy("|O", 2, pad=3 * 1024 * 1024)
+    header = read_npy_header(io.BytesIO(data))
+    assert header.objects is True and data[header.data_offset:] == b"DATA"
+    text = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }" + " " * 2_200_000 + "x\n"
+    raw = text.encode("latin-1")
+    bad = b"\x93NUMPY\x02\x00" + len(raw).to_bytes(4, "little") + raw
+    with pytest.raises(ParseError):
+        read_npy_header(io.BytesIO(bad))
+
+
 @pytest.mark.parametrize("data", [b"\x93NUMPY\x04\x00\x10\x00", b"\x93NUMPY\x01\x00\xff\x00{",
                                   _npy("O", 1)[:-30], b"\x93NUMPY\x01\x00\x05\x00[1,2]"])
 def test_broken_headers_are_parse_errors(data: bytes) -> None:

@@ -26,10 +26,12 @@ from hexscan.discover.streams import read_up_to
 from hexscan.errors import ParseError
 
 MAGIC = b"\x93NUMPY"
-#: The largest header read at all; numpy itself has no bound once pickles are allowed.
-MAX_HEADER = 64 * 1024 * 1024
-#: The largest header (without its padding) given to ``literal_eval``.
+#: The largest header (without its padding) given to ``literal_eval``. NumPy puts no bound
+#: on a header once pickles are allowed, so padding past this is read through in chunks
+#: (whitespace only, else the header is refused) rather than held.
 MAX_LITERAL = 1024 * 1024
+_CHUNK = 1024 * 1024
+_BLANKS = b" \t\r\n\x0b\x0c"
 #: How deep a descr may nest (structured in structured, subarray of subarray ...).
 MAX_DESCR_DEPTH = 64
 #: Header length field per version: (struct format, text encoding), as numpy's reader has it.
@@ -82,12 +84,23 @@ def read_npy_header(stream: BinaryIO) -> NpyHeader:
     if len(lead) < start:
         raise ParseError("truncated .npy header")
     (length,) = struct.unpack_from(fmt, lead, 8)
-    if length > MAX_HEADER:
-        raise ParseError(f".npy header of {length} bytes is larger than {MAX_HEADER}")
-    body = lead[start:] + read_up_to(stream, length - (len(lead) - start))
-    if len(body) < length:
+    kept = min(length, MAX_LITERAL + _CHUNK)
+    body = (lead[start:] + read_up_to(stream, max(0, kept - (len(lead) - start))))[:kept]
+    if len(body) < kept:
         raise ParseError(f".npy header of {length} bytes is truncated")
-    return _header((major, minor), body[:length], encoding, start + length)
+    _skip_padding(stream, length - kept)
+    return _header((major, minor), body, encoding, start + length)
+
+
+def _skip_padding(stream: BinaryIO, left: int) -> None:
+    """Read past header bytes beyond what is kept: blanks only (numpy's padding)."""
+    while left > 0:
+        chunk = read_up_to(stream, min(left, _CHUNK))
+        if not chunk:
+            raise ParseError(".npy header is truncated")
+        if chunk.strip(_BLANKS):
+            raise ParseError(f".npy header holds more than {MAX_LITERAL} characters")
+        left -= len(chunk)
 
 
 def parse_npy_header(head: bytes) -> NpyHeader:
