@@ -11,6 +11,7 @@ import pickletools
 import struct
 import zipfile
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,41 @@ def test_legacy_layout_lost_is_reported() -> None:
 def test_zlib_reader_stops_at_the_end_of_the_stream() -> None:
     data = zlib.compress(b"abc") + b"trailing"
     assert ZlibReader(io.BytesIO(data)).read() == b"abc"  # type: ignore[arg-type]
+
+
+def _load_from_bytes_chain(levels: int) -> bytes:
+    """A pickle whose _load_from_bytes argument is a torch zip whose pickle does the same,
+    ``levels`` deep, with a payload at the bottom (never loaded here)."""
+    torch = pytest.importorskip("torch")
+    import os
+
+    from torch.storage import _load_from_bytes
+
+    class _Reduce:
+        def __init__(self, func: object, *args: object) -> None:
+            self.func, self.args = func, args
+
+        def __reduce__(self) -> tuple[object, ...]:
+            return self.func, self.args
+
+    obj: object = _Reduce(os.system, "echo owned")
+    for _ in range(levels):
+        out = io.BytesIO()
+        torch.save({"m": obj}, out)
+        obj = _Reduce(_load_from_bytes, out.getvalue())
+    return pickle.dumps({"w": obj}, 4)
+
+
+def test_embedded_checkpoints_are_walked_within_the_depth_bound(tmp_path: Path) -> None:
+    from fixtures.models import ids, scan_path
+
+    from hexscan.model.severity import Severity
+
+    shallow = tmp_path / "shallow.pkl"
+    shallow.write_bytes(_load_from_bytes_chain(2))
+    found = scan_path(shallow)
+    assert "HEX-PKL-001" in ids(found.findings, Severity.HIGH)
+    deep = tmp_path / "deep.pkl"
+    deep.write_bytes(_load_from_bytes_chain(2))
+    bounded = scan_path(deep, max_depth=2)
+    assert any(e.kind == "limit" and "max_depth" in e.message for e in bounded.errors)
