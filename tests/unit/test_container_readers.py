@@ -67,6 +67,8 @@ def test_eocd_search_and_rejections() -> None:
     cut = bytearray(data)
     struct.pack_into("<L", cut, len(cut) - 6, len(cut) + 100)  # directory past the end
     assert miniz_infos(io.BytesIO(bytes(cut))) is None
+    # Prepended data: zipfile shifts the offsets, miniz does not and reads nothing there.
+    assert not miniz_infos(io.BytesIO(b"JUNK" * 100 + data))
 
 
 def test_joblib_zfile_header_is_skipped_like_read_zfile() -> None:

@@ -33,6 +33,7 @@ _EOCD64 = struct.Struct("<4sQ2H2L4Q")
 _CENTRAL_SIG = b"PK\x01\x02"
 _CENTRAL = struct.Struct("<4s6H3L5H2L")
 _LOCAL_SIZE = 30
+_LOCAL_SIG = b"PK\x03\x04"
 #: miniz gives up searching for the EOCD this far from the end (``MZ_UINT16_MAX + 22``).
 _SEARCH = 0xFFFF + _EOCD.size
 #: The most central directory bytes read (miniz holds it all in memory too).
@@ -71,7 +72,12 @@ def miniz_infos(stream: BinaryIO, size: int | None = None) -> list[zipfile.ZipIn
     offset, length, total = directory
     if length > MAX_DIRECTORY or length < total * _CENTRAL.size or offset + length > size:
         return None
-    return _entries(_read_at(stream, offset, length), total, size)
+    infos = _entries(_read_at(stream, offset, length), total, size)
+    if infos is None:
+        return None
+    # miniz lists an entry whose local header is missing but fails to read it (and so does
+    # torch.load): only readable entries are members.
+    return [info for info in infos if _read_at(stream, info.header_offset, 4) == _LOCAL_SIG]
 
 
 def _directory_span(stream: BinaryIO, eocd_at: int, size: int) -> tuple[int, int, int] | None:
