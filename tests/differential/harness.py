@@ -116,6 +116,9 @@ class Variant:
     """A key of :data:`LOADERS`."""
     malicious: bool = True
     """False for a benign twin: it carries no payload and must not be flagged."""
+    companions: tuple[tuple[str, bytes], ...] = ()
+    """Files the loader reads next to ``filename`` (joblib's old ``_01.npy`` arrays); hex
+    scans the directory, so the variant's verdict is the worst over all of its files."""
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,8 @@ def run_families(families: Iterable[Family], workdir: Path,
         path = _variant_path(root, v)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(v.data)
+        for name, data in v.companions:
+            (path.parent / name).write_bytes(data)
     by_loader: dict[str, list[int]] = {}
     for i, v in enumerate(variants):
         by_loader.setdefault(v.loader, []).append(i)
@@ -246,8 +251,11 @@ def run_families(families: Iterable[Family], workdir: Path,
     for i, v in enumerate(variants):
         path = _variant_path(root, v).resolve()
         fired = (canaries / key_of(v.family, v.name)).exists()
-        outcomes.append(Outcome(v, fired, loaded[i], worst.get(path),
-                                tuple(errors.get(path, ()))))
+        paths = [path, *(path.parent / name for name, _ in v.companions)]
+        severities = [worst[p] for p in paths if p in worst]
+        severity = max(severities, key=SEVERITY_RANK.__getitem__) if severities else None
+        outcomes.append(Outcome(v, fired, loaded[i], severity,
+                                tuple(e for p in paths for e in errors.get(p, ()))))
     return outcomes
 
 

@@ -14,209 +14,41 @@ import gzip
 import io
 import lzma
 import posixpath
-import stat
 import tarfile
-import zipfile
-import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from hexscan.discover import members as checks
 from hexscan.discover.artifact import Artifact
-from hexscan.discover.streams import BoundedStream, Budget, ZlibReader
-from hexscan.discover.zipraw import RawZipMember
+from hexscan.discover.events import (
+    Event,
+    Skipped,
+    Unread,
+    Walk,
+    bomb,
+    encrypted,
+    oversized,
+    too_many,
+)
+from hexscan.discover.streams import BoundedStream, ZlibReader, skip_zfile_header
+from hexscan.discover.zipwalk import iter_zip, zip_names
 from hexscan.engine.limits import ResourceLimits
 from hexscan.errors import LimitExceeded, ParseError
-from hexscan.formats.identify import identify
 from hexscan.formats.kinds import COMPRESSED_STREAMS, ZIP_BASED, Format
 from hexscan.model.finding import Finding
-from hexscan.model.severity import Severity
 from hexscan.rules import archive as rules
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A member that is listed but not scanned, with the reason."""
-
-    name: str
-    reason: str
-    size: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Unread:
-    """Content that was not inspected (a bound, encryption): the scan is incomplete.
-
-    ``member`` is the member's name inside this container, or None when the rest of the
-    container itself was not read. ``kind`` is the error kind (``limit`` or ``unreadable``).
-    """
-
-    member: str | None
-    kind: str
-    message: str
-
-
-Event = Artifact | Finding | Skipped | Unread
-
-
-@dataclass
-class Walk:
-    """The bounds and the shared decompression budget of one top-level file's walk."""
-
-    limits: ResourceLimits
-    budget: Budget
-
-    def bounded(self, opener: Callable[[], BinaryIO], what: str = "max_member_size"
-                ) -> Callable[[], BinaryIO]:
-        def open_bounded() -> BinaryIO:
-            raw = BoundedStream(opener(), self.limits.max_member_size, self.budget, what)
-            return io.BufferedReader(raw, _READ_BUFFER)  # type: ignore[return-value]
-        return open_bounded
-
-
-#: Read buffer of member streams: identification reads 64 KiB heads, so a larger buffer
-#: would read more of every member than is ever looked at.
-_READ_BUFFER = 64 * 1024
 
 
 def iter_members(container: Artifact, fmt: Format, walk: Walk) -> Iterator[Event]:
     """Dispatch on the container format."""
     if fmt in ZIP_BASED:
-        yield from _iter_zip(container, fmt, walk)
+        yield from iter_zip(container, fmt, walk)
     elif fmt is Format.TAR:
         yield from _iter_tar(container, walk)
     elif fmt in COMPRESSED_STREAMS:
         yield from _iter_stream(container, fmt, walk)
     elif fmt is Format.SEVEN_ZIP:
         yield from _iter_7z(container, walk)
-
-
-def zip_names(container: Artifact) -> list[str]:
-    """Member names from the central directory (used to tell zip layouts apart)."""
-    with container.open() as stream, _open_zip(stream) as zf:
-        return [info.filename for info in zf.infolist()]
-
-
-def _open_zip(stream: BinaryIO) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(stream)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ParseError(f"unreadable zip: {exc}") from exc
-
-
-def _too_many(container: Artifact, count: int, walk: Walk) -> Iterator[Event]:
-    """The finding and the incomplete mark for a container past ``max_members``."""
-    limit = walk.limits.max_members
-    if count > limit:
-        yield Finding(rules.TOO_MANY_MEMBERS,
-                      f"{container.basename} has more than {limit} members; "
-                      "the rest were not read", key="members", evidence={"limit": limit})
-        yield Unread(None, "limit", f"max_members {limit} reached: later members not read")
-
-
-def _bomb(name: str, size: int, packed: int, walk: Walk) -> Finding | None:
-    ratio = size / max(packed, 1)
-    too_big = size > walk.limits.max_member_size
-    if too_big or (size >= walk.limits.ratio_min_size and ratio > walk.limits.max_ratio):
-        why = (f"declares {size} bytes (limit {walk.limits.max_member_size})" if too_big else
-               f"expands {ratio:.0f}x ({packed} -> {size} bytes)")
-        return Finding(rules.DECOMPRESSION_BOMB, f"member {name} {why}", key=name,
-                       evidence={"member": name, "size": size, "compressed_size": packed,
-                                 "ratio": round(ratio, 1)})
-    return None
-
-
-def _iter_zip(container: Artifact, fmt: Format, walk: Walk) -> Iterator[Event]:
-    stream = container.open()
-    try:
-        zf = _open_zip(stream)
-        infos = zf.infolist()
-        yield from _zip_events(container, fmt, zf, infos, walk)
-    finally:
-        stream.close()
-
-
-def _zip_events(container: Artifact, fmt: Format, zf: zipfile.ZipFile,
-                infos: list[zipfile.ZipInfo], walk: Walk) -> Iterator[Event]:
-    yield from _too_many(container, len(infos), walk)
-    dups = checks.Duplicates()
-    for info in infos[:walk.limits.max_members]:
-        yield from checks.name_findings(info.filename)
-        if info.is_dir():
-            continue
-        yield from dups.check(info.filename)
-        mode = info.external_attr >> 16
-        opener = walk.bounded(_zip_opener(container, zf, info))
-        if stat.S_ISLNK(mode):
-            target = checks.read_link_target(opener)
-            yield from checks.link_findings(info.filename, target, hard=False)
-            yield Skipped(info.filename, "symbolic link member", info.file_size)
-            continue
-        if info.flag_bits & 0x1:
-            yield from _encrypted_zip_member(container, fmt, info, opener)
-            continue
-        bomb = _bomb(info.filename, info.file_size, info.compress_size, walk)
-        if bomb:
-            yield from _oversized(bomb, info.filename, info.file_size)
-            continue
-        yield container.child(info.filename, info.file_size, opener, fmt, _raw_readable(info))
-
-
-def _encrypted(name: str, size: int | None) -> Iterator[Event]:
-    yield Finding(rules.ENCRYPTED_MEMBER, f"member {name} is encrypted", key=name,
-                  evidence={"member": name})
-    yield Skipped(name, "encrypted member", size)
-    yield Unread(name, "unreadable", "encrypted member: content not inspected")
-
-
-def _oversized(finding: Finding, name: str, size: int | None) -> Iterator[Event]:
-    yield finding
-    yield Skipped(name, "exceeds size limits", size)
-    yield Unread(name, "limit", f"not read: {finding.message}")
-
-
-def _raw_readable(info: zipfile.ZipInfo) -> bool:
-    return info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
-
-
-def _zip_opener(container: Artifact, zf: zipfile.ZipFile, info: zipfile.ZipInfo
-                ) -> Callable[[], BinaryIO]:
-    """Open a member the way PyTorch's miniz reader does (see zipraw).
-
-    Stored and deflated members are read from the central directory's offsets, ignoring
-    the local header name, flag bits and CRC, on a stream of their own; other methods
-    (bzip2, lzma) go through zipfile with the CRC check off.
-    """
-    def open_member() -> BinaryIO:
-        if _raw_readable(info):
-            return RawZipMember(container.open(), info)  # type: ignore[return-value]
-        member = zf.open(info)
-        member._expected_crc = None  # type: ignore[attr-defined]
-        return member  # type: ignore[return-value]
-    return open_member
-
-
-def _encrypted_zip_member(container: Artifact, fmt: Format, info: zipfile.ZipInfo,
-                          opener: Callable[[], BinaryIO]) -> Iterator[Event]:
-    """An encrypted-flagged member: reported, and scanned if its bytes are plain anyway.
-
-    Setting the flag on a plaintext member made zipfile-based scanners skip it while
-    lenient loaders read it (CVE-2025-1945); real ciphertext identifies as nothing.
-    """
-    child = container.child(info.filename, info.file_size, opener, fmt, _raw_readable(info))
-    try:
-        plain = identify(child.name, child.head(), info.file_size).by_content is not None
-    except (OSError, ValueError, EOFError, zlib.error, LimitExceeded, ParseError):
-        plain = False
-    if not plain:
-        yield from _encrypted(info.filename, info.file_size)
-        return
-    yield Finding(rules.ENCRYPTED_MEMBER, f"member {info.filename} is flagged as encrypted "
-                  "but holds plain data: scanned as a lenient loader would read it",
-                  key=info.filename, severity=Severity.MEDIUM,
-                  evidence={"member": info.filename, "plaintext": True})
-    yield child
 
 
 def _iter_tar(container: Artifact, walk: Walk) -> Iterator[Event]:
@@ -243,7 +75,7 @@ def _tar_events(container: Artifact, tf: tarfile.TarFile, walk: Walk) -> Iterato
             return
         count += 1
         if count > walk.limits.max_members:
-            yield from _too_many(container, count, walk)
+            yield from too_many(container, count, walk)
             return
         yield from checks.name_findings(info.name)
         if info.isdir():
@@ -253,9 +85,9 @@ def _tar_events(container: Artifact, tf: tarfile.TarFile, walk: Walk) -> Iterato
             yield from checks.tar_special(info)
             yield Skipped(info.name, f"{checks.tar_kind(info)} member", info.size)
             continue
-        bomb = _bomb(info.name, info.size, info.size, walk)
-        if bomb:
-            yield from _oversized(bomb, info.name, info.size)
+        too_big = bomb(info.name, info.size, info.size, walk)
+        if too_big:
+            yield from oversized(too_big, info.name, info.size)
             continue
         yield container.child(info.name, info.size, walk.bounded(_tar_opener(tf, info)),
                               Format.TAR, True)
@@ -274,7 +106,7 @@ _DECOMPRESSORS: dict[Format, Callable[[BinaryIO], BinaryIO]] = {
     Format.GZIP: lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),  # type: ignore[dict-item]
     Format.BZIP2: lambda raw: bz2.BZ2File(raw, mode="rb"),  # type: ignore[dict-item]
     Format.XZ: lambda raw: lzma.LZMAFile(raw, mode="rb"),  # type: ignore[dict-item]
-    Format.ZLIB: lambda raw: ZlibReader(raw),  # type: ignore[dict-item]
+    Format.ZLIB: lambda raw: ZlibReader(skip_zfile_header(raw)),  # type: ignore[dict-item]
 }
 
 _SUFFIXES = {".gz": "", ".tgz": ".tar", ".bz2": "", ".xz": "", ".lzma": "", ".z": "",
@@ -306,7 +138,7 @@ def _stream_limit(packed: int | None, limits: ResourceLimits) -> tuple[int, str]
     """The most a compressed stream may expand to, and the limit that names the bound.
 
     A stream has no declared size, so the ratio bound is applied while reading, with the
-    same meaning as for zip members (_bomb): past ``ratio_min_size`` bytes, no more than
+    same meaning as for zip members (events.bomb): past ``ratio_min_size`` bytes, no more than
     ``max_ratio`` times the packed size. bzip2 and xz reach ratios of 10^5 and more, so
     this matters for small packed streams too.
     """
@@ -346,7 +178,7 @@ def _iter_7z(container: Artifact, walk: Walk) -> Iterator[Event]:
             return
         except (py7zr.exceptions.ArchiveError, OSError, ValueError, EOFError) as exc:
             raise ParseError(f"unreadable 7z: {exc}") from exc
-        yield from _too_many(container, len(infos), walk)
+        yield from too_many(container, len(infos), walk)
         yield from _7z_events(container, archive, infos[:walk.limits.max_members], walk)
 
 
@@ -362,9 +194,9 @@ def _7z_events(container: Artifact, archive: object, infos: list, walk: Walk
         yield from dups.check(info.filename)
         size = int(info.uncompressed or 0)
         packed = int(info.compressed or size or 1)
-        bomb = _bomb(info.filename, size, packed, walk)
-        if bomb or size > walk.limits.buffer_size:
-            yield from _oversized(bomb or _limit_finding(info.filename, walk), info.filename,
+        too_big = bomb(info.filename, size, packed, walk)
+        if too_big or size > walk.limits.buffer_size:
+            yield from oversized(too_big or _limit_finding(info.filename, walk), info.filename,
                                   size)
             continue
         if getattr(info, "is_symlink", False):
@@ -377,7 +209,7 @@ def _7z_events(container: Artifact, archive: object, infos: list, walk: Walk
             data = factory.get(info.filename).read()
         except Exception as exc:  # noqa: BLE001 - py7zr raises many types on hostile input
             if "password" in str(exc).lower() or "encrypt" in str(exc).lower():
-                yield from _encrypted(info.filename, size)
+                yield from encrypted(info.filename, size)
                 continue
             raise ParseError(f"unreadable 7z member {info.filename}: {exc}") from exc
         walk.budget.spend(len(data))

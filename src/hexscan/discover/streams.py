@@ -116,6 +116,25 @@ class BoundedStream(OwningReader):
         return self._pos
 
 
+def skip_zfile_header(raw: BinaryIO) -> BinaryIO:
+    """Position ``raw`` on the zlib data of joblib's pre-0.10 zfile, if it is one.
+
+    ``numpy_pickle_compat.read_zfile`` reads ``ZF`` and a 19-character hex length, skips one
+    more byte when it is a space (Python 2 wrote one more), and inflates the rest.
+    """
+    start = raw.tell()
+    header = read_up_to(raw, _ZFILE_HEADER + 1)
+    if header[:2] != b"ZF":
+        raw.seek(start)
+    else:
+        raw.seek(start + _ZFILE_HEADER + (header[_ZFILE_HEADER:] == b" "))
+    return raw
+
+
+#: ``ZF`` and the padded hex length (``len(hex(2**64))``) of a joblib zfile.
+_ZFILE_HEADER = 2 + 19
+
+
 class ZlibReader(io.RawIOBase):
     """A forward reader of a raw zlib stream (joblib's zlib compressor writes one).
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import lzma
 import os
 import struct
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from hexscan.discover import archives, members
 from hexscan.discover.artifact import MEMBER_SEP, Artifact
@@ -121,7 +123,8 @@ class FileScan:
             fmt = ident.format
             if fmt is Format.UNKNOWN:
                 status, reason = Status.SKIPPED, "unrecognised format: not analysed"
-            self._run_scanners(art, ident)
+            embedded = self._run_scanners(art, ident)
+            self._walk_embedded(art, fmt, embedded)
             if fmt in CONTAINERS:
                 self._walk_container(art, fmt)
             else:
@@ -159,7 +162,8 @@ class FileScan:
             return ident.refined(classify_zip(archives.zip_names(art)))
         return ident
 
-    def _run_scanners(self, art: Artifact, ident: Identification) -> None:
+    def _run_scanners(self, art: Artifact, ident: Identification) -> list[tuple[str, bytes]]:
+        """Run the scanners; return the embedded files they found (see ScanContext)."""
         ctx = ScanContext(ident, self.settings.limits, self.settings.options, self.file_state)
         for scanner in self.scanners:
             if not applies(scanner, ident.format):
@@ -174,6 +178,19 @@ class FileScan:
                                f"scanner {scanner.name} failed: {type(exc).__name__}: {exc}")
         for kind, data in ctx.facts:
             self.out.fact(kind, data, art.member)
+        return ctx.embedded
+
+    def _walk_embedded(self, art: Artifact, fmt: Format, embedded: list[tuple[str, bytes]]
+                       ) -> None:
+        """Visit bytes a loader reads as a file of their own, as members of ``art``."""
+        for name, data in embedded:
+            if art.depth >= self.settings.limits.max_depth:
+                self.out.error(art.member, "limit",
+                               f"max_depth {self.settings.limits.max_depth} reached: "
+                               f"embedded {name} not read")
+                return
+            self.walk.budget.spend(len(data))
+            self.visit(art.child(name, len(data), _bytes_opener(data), fmt, True))
 
     def _walk_embedded_zip(self, art: Artifact, fmt: Format) -> None:
         """A polyglot (zip appended to another format, data before a zip): walk the zip too."""
@@ -243,6 +260,10 @@ class FileScan:
         except (OSError, LimitExceeded, ParseError):
             return None
         return digest.hexdigest()
+
+
+def _bytes_opener(data: bytes) -> Callable[[], BinaryIO]:
+    return lambda: io.BytesIO(data)
 
 
 def _join(outer: str | None, inner: str | None) -> str | None:

@@ -18,6 +18,7 @@ from hexscan.formats.signatures import (
     NAMES,
     TF_TABLE_MAGIC,
     TORCH_LEGACY_MAGIC,
+    TORCH_LEGACY_TAR_MEMBERS,
     TORCH_STORAGE,
 )
 
@@ -70,6 +71,9 @@ def identify(name: str, head: bytes, size: int, tail: bytes = b"",
     content = _by_content(head, size, tail, expected, base)
     if content is None and parent in _TORCH_CONTAINERS and TORCH_STORAGE.match(name):
         content = Format.TENSOR_DATA
+    if content is None and parent is Format.TAR and base in TORCH_LEGACY_TAR_MEMBERS and \
+            probes.starts_like_pickle(head):
+        content = Format.PICKLE  # a short record pickle of torch's legacy tar layout
     fmt = content or _by_name(base, head, expected)
     if content is None and parent in _TORCH_CONTAINERS and not base.endswith(".py"):
         fmt = Format.TENSOR_DATA if fmt is Format.UNKNOWN else fmt

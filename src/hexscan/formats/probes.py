@@ -14,7 +14,12 @@ from dataclasses import dataclass
 
 from hexscan.formats import protobufs
 from hexscan.formats.kinds import Format
-from hexscan.formats.signatures import LZMA_ALONE_PROPS, TORCH_LEGACY_PROTOCOL
+from hexscan.formats.signatures import (
+    LZMA_ALONE_PROPS,
+    TORCH_LEGACY_PROTOCOL,
+    ZFILE_HEADER,
+    ZFILE_PREFIX,
+)
 from hexscan.parsers.pickle_text import float_literal, int_literal, long_literal
 from hexscan.parsers.protowire import FIXED32, LEN, VARINT, Field, WireError, iter_fields
 
@@ -81,6 +86,16 @@ def looks_like_broken_pickle(head: bytes) -> bool:
     # came before (``R`` then ``u`` with no MARK still ran the REDUCE).
     return ((walk.stop is None or walk.underflow) and walk.imported and walk.names_ok
             and walk.ops >= 2)
+
+
+def starts_like_pickle(head: bytes) -> bool:
+    """A first stream that reaches STOP, or imports before it breaks (a loader runs it).
+
+    For names a pickle loader reads even when the stream is tiny (``I3\\n.``) and is
+    followed by raw data, as in torch's legacy tar records.
+    """
+    walk = walk_pickle(head)
+    return walk.ops >= 1 and not walk.underflow and (walk.stop is not None or walk.imported)
 
 
 def walk_pickle(head: bytes) -> PickleWalk:
@@ -361,14 +376,21 @@ def looks_like_ubjson_xgboost(head: bytes) -> bool:
 def looks_like_lzma_alone(head: bytes) -> bool:
     """A legacy ``.lzma`` stream (joblib ``compress='lzma'``): no magic, only a header.
 
-    Properties byte, then a dictionary size that encoders always pick as 2^n or
-    2^n + 2^(n-1) (4 KiB .. 1.5 GiB), then the 8-byte uncompressed size.
+    joblib picks its lzma reader on the prefix ``5D 00`` (properties byte, low byte of the
+    dictionary size); liblzma's auto decoder then accepts a dictionary size of 2^n or
+    2^n + 2^(n-1) (any n, 0 and 2^32 - 1 included) and an uncompressed size below 2^38 or
+    unknown (all ones). Those are the rules here, so no size the loader reads is missed.
     """
-    if len(head) < 13 or head[0] != LZMA_ALONE_PROPS:
+    if len(head) < 13 or head[0] != LZMA_ALONE_PROPS or head[1] != 0:
         return False
     dict_size = int.from_bytes(head[1:5], "little")
-    low = dict_size & -dict_size
-    return 1 << 12 <= dict_size <= 3 << 29 and dict_size in (low, low * 3)
+    rounded = (dict_size - 1) & 0xFFFFFFFF
+    for shift in (2, 3, 4, 8, 16):
+        rounded |= rounded >> shift
+    rounded = (rounded + 1) & 0xFFFFFFFF
+    size = int.from_bytes(head[5:13], "little")
+    return (rounded == dict_size or dict_size == 0xFFFFFFFF) and \
+        (size < 1 << 38 or size == (1 << 64) - 1)
 
 
 def looks_like_java_class(head: bytes) -> bool:
@@ -381,6 +403,21 @@ def looks_like_java_class(head: bytes) -> bool:
 
 
 def looks_like_zlib(head: bytes) -> bool:
-    """A raw zlib stream (joblib's zlib compressor writes one)."""
+    """A raw zlib stream (joblib's zlib compressor writes one), or joblib's pre-0.10 zfile.
+
+    A zfile (``numpy_pickle_compat.read_zfile``) is ``ZF``, the data length in hex padded to
+    19 characters (one more, a space, when Python 2 wrote it), then one zlib stream.
+    """
+    if head[:2] == ZFILE_PREFIX:
+        try:
+            int(head[2:ZFILE_HEADER].decode("ascii"), 16)
+        except (UnicodeDecodeError, ValueError):
+            return False
+        start = ZFILE_HEADER + (head[ZFILE_HEADER:ZFILE_HEADER + 1] == b" ")
+        return _zlib_header(head[start:])
+    return _zlib_header(head)
+
+
+def _zlib_header(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0 \
         and not head[1] & 0x20

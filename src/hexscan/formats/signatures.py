@@ -52,9 +52,16 @@ TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 #: at protocol 2 as torch writes it, or 4+ with its FRAME header.
 TORCH_LEGACY_PROTOCOL = re.compile(rb"\x80[\x02-\x05](?:\x95.{8})?M\xe9\x03\.", re.DOTALL)
 
+#: Members of a torch < 0.4 tar checkpoint that torch.load unpickles (``legacy_load``).
+TORCH_LEGACY_TAR_MEMBERS = frozenset({"pickle", "storages", "tensors"})
+
 #: The legacy ``.lzma`` ("alone") header that joblib's 'lzma' compressor writes: the
 #: default properties byte (lc=3, lp=0, pb=2), then a little-endian dictionary size.
 LZMA_ALONE_PROPS = 0x5D
+
+#: joblib < 0.10 "zfile": ``ZF``, then the length in hex padded to len(hex(2**64)) = 19.
+ZFILE_PREFIX = b"ZF"
+ZFILE_HEADER = len(ZFILE_PREFIX) + 19
 
 #: A TF checkpoint .index file is a LevelDB table; it ends with this magic number.
 TF_TABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")

@@ -109,14 +109,25 @@ _JOBLIB_WRAPPERS = frozenset(
 )
 
 
+#: numpy's dtype flag (state item 7 of a pickled dtype) for "holds Python objects".
+_NPY_ITEM_HASOBJECT = 0x01
+
+
 def _dtype_itemsize(dtype: Any) -> int | str | None:
     """Item size of a symbolic ``numpy.dtype(code, ...)`` value; ``"object"`` for object dtypes."""
     if not (isinstance(dtype, CallResult) and dtype.args and isinstance(dtype.args[0], str)):
         return None
     code = dtype.args[0].lstrip("<>=|")
-    if code[:1] == "O":
+    if code[:1] == "O" or code == "T":
         return "object"
     state = dtype.attrs.get("__state__")
+    if (
+        isinstance(state, Seq)
+        and len(state.items) > 7
+        and isinstance(state.items[7], int)
+        and state.items[7] & _NPY_ITEM_HASOBJECT
+    ):
+        return "object"  # a structured dtype with an object field: joblib pickles the data
     if (
         isinstance(state, Seq)
         and len(state.items) > 5

@@ -220,6 +220,7 @@ class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules, _NestedPickles):
             limit_hits=tuple(k.limits),
             trailing=tuple(k.trailing),
             nested=tuple(nested),
+            containers=tuple(k.containers),
             opcode_count=sum(s.opcodes for s in k.streams),
             bytes_read=self.r.offset,
             truncated_values=self.truncated_values,

@@ -13,7 +13,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from hexscan.parsers.pickle_reader import _Budget, _Reader
-from hexscan.parsers.pickle_view import LimitHit, NestedPickle, PickleLimits, PickleView
+from hexscan.parsers.pickle_view import (
+    EmbeddedContainer,
+    LimitHit,
+    NestedPickle,
+    PickleLimits,
+    PickleView,
+)
 
 _NESTED_B64 = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
 _NESTED_HEX = re.compile(rb"(?:[0-9a-fA-F]{2})+")
@@ -68,6 +74,16 @@ def _looks_like_pickle(data: bytes) -> bool:
     return data[:1] == b"\x80" or data.rstrip()[-1:] == b"."
 
 
+def container_kind(data: bytes) -> str | None:
+    """Bytes a loader reads as a whole file of another format rather than as a pickle.
+
+    ``torch.load`` (what ``torch.storage._load_from_bytes`` calls) takes the zip reader when
+    the bytes start with a zip local header; the walk then reads them as the checkpoint they
+    are instead of as a nested pickle.
+    """
+    return "zip" if data[:4] == b"PK\x03\x04" else None
+
+
 class _NestedPickles:
     """Constants that hold a pickle, scanned after the stream (mixed into ``_Machine``)."""
 
@@ -117,7 +133,12 @@ class _NestedPickles:
                 )
                 break
             self.budget.nested_left -= 1
+            kind = container_kind(data)
+            if kind is not None:
+                self.kept.containers.append(EmbeddedContainer(offset, kind, data))
+                continue
             view = type(self)(_Reader(data), self.limits, self.budget, self.depth + 1).run()
             if any(s.complete for s in view.streams) or view.globals:
                 found.append(NestedPickle(offset, encoding, self.depth + 1, view))
         return found
+

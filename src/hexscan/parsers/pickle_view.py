@@ -114,6 +114,16 @@ class NestedPickle:
 
 
 @dataclass(frozen=True)
+class EmbeddedContainer:
+    """Bytes handed to a loader that reads them as a file (a torch zip), to walk as one."""
+
+    offset: int
+    """Offset (in the enclosing stream) of the opcode that produced the bytes."""
+    kind: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class PickleView:
     """Everything the machine saw. Offsets are relative to where the input started."""
 
@@ -126,6 +136,7 @@ class PickleView:
     limit_hits: tuple[LimitHit, ...] = ()
     trailing: tuple[TrailingData, ...] = ()
     nested: tuple[NestedPickle, ...] = ()
+    containers: tuple[EmbeddedContainer, ...] = ()
     opcode_count: int = 0
     bytes_read: int = 0
     truncated_values: int = 0
@@ -151,6 +162,7 @@ class _Records:
     persistent: list[PersistentRef] = field(default_factory=list)
     persistent_count: int = 0
     candidates: list[tuple[int, str, bytes]] = field(default_factory=list)
+    containers: list[EmbeddedContainer] = field(default_factory=list)
     streams: list[StreamInfo] = field(default_factory=list)
     trailing: list[TrailingData] = field(default_factory=list)
 

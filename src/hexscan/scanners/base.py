@@ -37,6 +37,10 @@ class ScanContext:
     file_state: dict[str, Any] = field(default_factory=dict)
     #: Facts this artifact's scanners recorded (see ``record``); the engine collects them.
     facts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: Bytes inside this artifact that a loader reads as a file of their own (a torch zip
+    #: given to ``torch.storage._load_from_bytes``): (name, bytes). The engine walks each
+    #: like a container member, so every scanner sees it and findings stay in this file.
+    embedded: list[tuple[str, bytes]] = field(default_factory=list)
 
     @property
     def format(self) -> Format:
