@@ -172,6 +172,26 @@ def _arg(args: Args, kwargs: Kwargs, index: int, name: str, default: Any = None)
     return args[index] if len(args) > index else kwargs.get(name, default)
 
 
+_STATIC_LOOKUPS = frozenset({"builtins.getattr"})
+
+
+def is_static_lookup(name: str, args: Args, kwargs: Kwargs) -> bool:
+    """Whether a call of ``name`` is a ``getattr`` whose object and name are known statically.
+
+    CPython pickles some values as ``getattr(cls, 'name')`` (a zoneinfo zone in protocols < 4,
+    members of enums and classes reduced by qualified name): the lookup reaches one known global,
+    which is recorded and judged on its own, so the lookup itself is not the risk. An object that
+    resolves to no known global, or a computed name, keeps the call an ordinary (dangerous) one.
+    """
+    return (
+        name in _STATIC_LOOKUPS
+        and not kwargs
+        and len(args) in (2, 3)
+        and isinstance(args[1], str)
+        and _root_ref(args[0]).module != "?"
+    )
+
+
 # Calls whose effect is known: they reach other globals or build objects.
 def _call_getattr(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
     if len(args) >= 2 and isinstance(args[1], str):

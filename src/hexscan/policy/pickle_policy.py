@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from hexscan.parsers.pickle_vm import GlobalUse, NestedPickle, PickleView
+from hexscan.policy.pickle_allowlist import GeneratedAllowlistError, load_generated
 
 __all__ = ["KINDS", "SEVERITIES", "PicklePolicy", "PolicyError", "Verdict", "judge", "load_policy"]
 
@@ -51,13 +52,18 @@ _SEVERITY_KEYS = frozenset(
     }
 )
 _SEVERITY_ALIASES = {"unknown_class": "constructed"}
-_USE_STRENGTH = {"called": 0, "constructed": 1, "mutated": 2, "attribute": 3, "referenced": 4}
+_USE_STRENGTH = {
+    "called": 0, "constructed": 1, "mutated": 2, "attribute": 3, "referenced": 4, "resolved": 5
+}
+_LOOKUP_ONLY = frozenset({"referenced", "resolved"})
+"""Uses of a lookup function (``getattr``) that only resolved known names: judged by its targets."""
 _USE_KIND = {
     "called": "unsafe-call",
     "mutated": "unsafe-call",
     "constructed": "unknown-class",
     "referenced": "unknown-class",
     "attribute": "unknown-class",
+    "resolved": "unsafe-call",
 }
 _USE_PHRASE = {
     "called": "is called",
@@ -65,6 +71,7 @@ _USE_PHRASE = {
     "mutated": "is modified while loading",
     "attribute": "is reached dynamically",
     "referenced": "is imported (its module's import-time code runs)",
+    "resolved": "looks up a name known statically",
 }
 
 
@@ -144,15 +151,22 @@ def load_policy(extra: Mapping[str, Any] | None = None) -> PicklePolicy:
     """The built-in policy, plus user overrides in the same shape as ``pickle.toml``.
 
     ``extra`` may add ``allow`` and ``dangerous`` entries, ``dangerous_attributes`` names and
-    ``severity`` overrides (e.g. ``{"severity": {"unknown_class": "MEDIUM"}}``). Dangerous entries
-    always win over allow entries.
+    ``severity`` overrides (e.g. ``{"severity": {"unknown_class": "MEDIUM"}}``). The generated
+    allowlist (``pickle_allowlist.toml``) is merged as allow entries. Dangerous entries always win
+    over allow entries.
     """
     text = resources.files("hexscan.policy").joinpath("pickle.toml").read_text(encoding="utf-8")
     base = tomllib.loads(text)
     _validate(base, "pickle.toml")
     if extra:
         _validate(extra, "override")
-    return _build([base, dict(extra or {})])
+    try:
+        generated = load_generated()
+    except (GeneratedAllowlistError, tomllib.TOMLDecodeError) as error:
+        raise PolicyError(str(error)) from error
+    layer = {"allow": [{"names": [name], "uses": sorted(uses)}
+                       for name, uses in generated.uses.items()]}
+    return _build([base, layer, dict(extra or {})])
 
 
 def _validate(data: Mapping[str, Any], source: str) -> None:
@@ -248,6 +262,8 @@ def _judge_globals(uses: Iterable[GlobalUse], policy: PicklePolicy) -> list[Verd
     verdicts: list[Verdict] = []
     for name, records in by_name.items():
         records.sort(key=lambda g: _USE_STRENGTH[g.use])
+        if {r.use for r in records} <= _LOOKUP_ONLY and records[-1].use == "resolved":
+            continue  # every lookup reached a known global, recorded and judged on its own
         first = records[0]
         reason = (policy.danger(name) or policy.danger(first.canonical)
                   or policy.danger_through(first.qualname))
@@ -278,6 +294,8 @@ def _judge_use(use: GlobalUse, policy: PicklePolicy) -> Verdict | None:
             f"{use.expression}"
         )
         return _global_verdict(kind, policy.severity["unresolved"], use, message)
+    if use.use == "resolved":
+        return None  # the lookup's target carries the verdict
     allowed = policy.allowed_uses(use.full) or frozenset()
     if use.canonical != use.full:
         allowed |= policy.allowed_uses(use.canonical) or frozenset()
