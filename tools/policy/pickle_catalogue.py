@@ -144,7 +144,7 @@ def pandas_objects() -> Iterator[Entry]:
         pd.period_range("2024Q1", periods=3, freq="Q"), pd.interval_range(0, 3, closed="left"),
         pd.MultiIndex.from_product([["a", "b"], [1, 2]], names=["l", "n"]),
         pd.CategoricalIndex(list("aab")), pd.timedelta_range("1 day", periods=3),
-        pd.Index(pd.array([1, None], "Int64")), pd.DatetimeIndex([], dtype="datetime64[s]"),
+        pd.Index(pd.array([1, None], "Int64")), pd.DatetimeIndex([]),
     ])
     yield ("scalars", [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-01", tz="Asia/Tokyo"),
                        pd.Timestamp("2024-01-01", tz="UTC"), pd.Timedelta("3h"),

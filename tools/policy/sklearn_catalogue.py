@@ -68,7 +68,7 @@ def _regressors() -> list[Any]:
         linear_model.LinearRegression(), linear_model.Ridge(), linear_model.Lasso(),
         linear_model.ElasticNet(), linear_model.SGDRegressor(random_state=0),
         linear_model.HuberRegressor(), linear_model.BayesianRidge(),
-        linear_model.QuantileRegressor(alpha=0.0), linear_model.PoissonRegressor(),
+        linear_model.QuantileRegressor(alpha=0.0, solver="highs"), linear_model.PoissonRegressor(),
         tree.DecisionTreeRegressor(random_state=0),
         ensemble.RandomForestRegressor(n_estimators=3, random_state=0),
         ensemble.GradientBoostingRegressor(n_estimators=3, random_state=0),

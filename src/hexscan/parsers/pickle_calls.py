@@ -192,6 +192,18 @@ def is_static_lookup(name: str, args: Args, kwargs: Kwargs) -> bool:
     )
 
 
+def legacy_module_class(pid: Any) -> Ref | None:
+    """The class in a ``('module', cls, file, source)`` persistent id, else None.
+
+    torch's legacy loader (files of ``torch.save`` before 1.6) answers such an id with the class
+    itself; what the pickle then does with it is judged on that class, not on an opaque value.
+    """
+    if isinstance(pid, Seq) and len(pid.items) >= 2 and pid.items[0] == "module":
+        cls = pid.items[1]
+        return cls if isinstance(cls, Ref) else None
+    return None
+
+
 # Calls whose effect is known: they reach other globals or build objects.
 def _call_getattr(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
     if len(args) >= 2 and isinstance(args[1], str):
