@@ -127,6 +127,9 @@ def collect(libraries: list[str]) -> dict[str, Any]:
     versions = library_versions()
     names: dict[str, dict[str, set[str]]] = {}
     problems: set[str] = set()
+    dangerous: set[str] = set()
+    """Names that reach a dangerous module through an attribute path (only the machine's split
+    into module and qualified name shows that, so it is checked while collecting)."""
     policy = load_policy()
     count = 0
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -139,6 +142,9 @@ def collect(libraries: list[str]) -> dict[str, Any]:
             for part in _views(view):
                 for use in part.globals:
                     names.setdefault(use.canonical, {}).setdefault(use.use, set()).add(provenance)
+                    through = policy.danger_through(use.qualname)
+                    if through and use.use != "resolved":
+                        dangerous.add(f"{use.canonical}: {through} ({provenance})")
             problems.update(
                 f"{item.library}/{item.label} {item.writer}: {v.kind} {v.message}"
                 for v in judge(view, policy)
@@ -149,6 +155,7 @@ def collect(libraries: list[str]) -> dict[str, Any]:
         "serialisations": count,
         "names": {n: {u: sorted(p) for u, p in uses.items()} for n, uses in names.items()},
         "problems": sorted(problems),
+        "dangerous": sorted(dangerous),
     }
 
 
@@ -224,6 +231,7 @@ def write(paths: list[Path], output: Path) -> int:
         records.append(record)
     merged, refused = _entries(records)
     clashes = collisions(sorted(merged))
+    clashes += [line for record in records for line in record.get("dangerous", [])]
     for record in records:
         for problem in record["problems"]:
             print(f"problem ({record['source']}): {problem}", file=sys.stderr)
