@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO, run_hex
 
 sys.path.insert(0, str(REPO / "tools" / "policy"))
-from pickle_catalogue import BUILDERS  # noqa: E402
+from pickle_catalogue import BUILDERS, TORCH_SAVE_ONLY  # noqa: E402
 
 SERIOUS = ("CRITICAL", "HIGH", "MEDIUM")
 KNOWN_LIMITS: dict[tuple[str, str], frozenset[str]] = {
@@ -37,7 +37,8 @@ KNOWN_LIMITS: dict[tuple[str, str], frozenset[str]] = {
 def _write_all(root: Path, library: str, build: Callable[[], Iterator[tuple[str, Any]]]) -> int:
     written = 0
     for label, obj in build():
-        for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        plain = label not in TORCH_SAVE_ONLY
+        for protocol in range(pickle.HIGHEST_PROTOCOL + 1 if plain else 0):
             try:
                 data = pickle.dumps(obj, protocol)
             except (TypeError, pickle.PicklingError, AttributeError):
@@ -53,9 +54,11 @@ def _write_all(root: Path, library: str, build: Callable[[], Iterator[tuple[str,
             import torch
 
             torch.save(obj, root / f"{label}-torch-save.pt")
-            torch.save(obj, root / f"{label}-torch-legacy.pt",
-                       _use_new_zipfile_serialization=False)
-            written += 2
+            written += 1
+            if label not in TORCH_SAVE_ONLY:
+                torch.save(obj, root / f"{label}-torch-legacy.pt",
+                           _use_new_zipfile_serialization=False)
+                written += 1
         if library == "pandas" and hasattr(obj, "to_pickle"):
             obj.to_pickle(root / f"{label}-to-pickle.pkl")
             written += 1

@@ -40,7 +40,7 @@ REPO = HERE.parents[1]
 OUTPUT = REPO / "src" / "hexscan" / "policy" / "pickle_allowlist.toml"
 sys.path[:0] = [str(HERE), str(REPO / "src")]
 
-from pickle_catalogue import BUILDERS, library_versions  # noqa: E402
+from pickle_catalogue import BUILDERS, TORCH_SAVE_ONLY, library_versions  # noqa: E402
 
 from hexscan.parsers.pickle_vm import PickleView, analyze_pickle  # noqa: E402
 from hexscan.policy.pickle_policy import judge, load_policy  # noqa: E402
@@ -93,6 +93,8 @@ def _torch(library: str, label: str, obj: Any) -> Iterator[Serialised]:
             if member.endswith(".pkl"):
                 yield Serialised(library, label, f"torch.save:{member.split('/')[-1]}",
                                  archive.read(member))
+    if label in TORCH_SAVE_ONLY:
+        return
     legacy = io.BytesIO()
     torch.save(obj, legacy, _use_new_zipfile_serialization=False)
     yield Serialised(library, label, "torch.save-legacy", legacy.getvalue())
@@ -109,7 +111,8 @@ def serialisations(libraries: list[str], workdir: Path) -> Iterator[Serialised]:
             print(f"skip {library}: {error}", file=sys.stderr)
             continue
         for label, obj in entries:
-            yield from _pickles(library, label, obj)
+            if label not in TORCH_SAVE_ONLY:
+                yield from _pickles(library, label, obj)
             if library in ("numpy", "pandas", "scipy", "sklearn"):
                 yield from _joblib(library, label, obj, workdir)
             if library == "torch":

@@ -141,7 +141,16 @@ def _composites(features: Any, classes: Any) -> Iterator[tuple[str, Any]]:
 
 
 def fitted_estimators() -> Iterator[tuple[str, Any]]:
-    """(label, fitted estimator) for each family; composites and text vectorizers included."""
+    """(label, fitted estimator) for each family; composites and text vectorizers included.
+
+    Labels are unique (a second estimator of the same class gets a numbered label)."""
+    seen: dict[str, int] = {}
+    for label, estimator in _all_fitted():
+        seen[label] = seen.get(label, 0) + 1
+        yield (label if seen[label] == 1 else f"{label}-{seen[label]}", estimator)
+
+
+def _all_fitted() -> Iterator[tuple[str, Any]]:
     from sklearn.isotonic import IsotonicRegression
     from sklearn.neighbors import BallTree, KDTree
 

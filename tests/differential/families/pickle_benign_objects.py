@@ -38,10 +38,11 @@ class _Reduce:
         return self.func, self.args
 
 
-def _catalogue() -> Iterator[tuple[str, str, Any]]:
+def _catalogue() -> Iterator[tuple[str, str, Any, bool]]:
+    """(library, label, object, whether a plain pickle of it loads back)."""
     if str(_TOOLS) not in sys.path:
         sys.path.insert(0, str(_TOOLS))
-    from pickle_catalogue import BUILDERS
+    from pickle_catalogue import BUILDERS, TORCH_SAVE_ONLY
 
     for library, build in BUILDERS.items():
         try:
@@ -49,13 +50,13 @@ def _catalogue() -> Iterator[tuple[str, str, Any]]:
         except ImportError:
             continue
         for label, obj in entries:
-            yield library, label, obj
+            yield library, label, obj, label not in TORCH_SAVE_ONLY
 
 
-def _benign(library: str, label: str, obj: Any) -> Iterator[Variant]:
+def _benign(library: str, label: str, obj: Any, plain: bool) -> Iterator[Variant]:
     stem = f"{library}-{label}"
     protocols = (2, 5) if library == "sklearn" else range(pickle.HIGHEST_PROTOCOL + 1)
-    if (library, label) not in _PLAIN_PICKLE_SKIPPED:
+    if plain and (library, label) not in _PLAIN_PICKLE_SKIPPED:
         for protocol in protocols:
             try:
                 data = pickle.dumps(obj, protocol)
@@ -73,7 +74,7 @@ def _benign(library: str, label: str, obj: Any) -> Iterator[Variant]:
     if library == "torch":
         import torch
 
-        for legacy in (False, True):
+        for legacy in (False, True) if plain else (False,):
             buffer = io.BytesIO()
             torch.save(obj, buffer, _use_new_zipfile_serialization=not legacy)
             yield Variant(FAMILY, f"{stem}-torch{'-legacy' if legacy else ''}", "model.pt",
@@ -141,8 +142,8 @@ def _resolved_getattr_walks(payload: PayloadFor) -> Iterator[Variant]:
 def variants(payload: PayloadFor) -> Iterator[Variant]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for library, label, obj in _catalogue():
-            yield from _benign(library, label, obj)
+        for library, label, obj, plain in _catalogue():
+            yield from _benign(library, label, obj, plain)
         yield from _hidden_in_containers(payload)
         yield from _hidden_in_torch(payload)
     yield from _resolved_getattr_walks(payload)
