@@ -209,3 +209,29 @@ def test_getattr_passed_as_a_value_stays_dangerous() -> None:
 def test_numpy_load_is_still_critical() -> None:
     data = p2(glob("numpy", "load") + tup(ustr("x.npy")) + b"R")
     assert ("CRITICAL", "numpy.load", "called") in alarms(data)
+
+
+# ------------------------------------------------------------------ hand-written entries
+
+
+def test_hand_written_allow_entries_are_only_what_the_generator_cannot_produce() -> None:
+    """An exact hand entry whose uses the generated file already grants is dead weight."""
+    generated = load_generated().uses
+    text = (REPO / "src" / "hexscan" / "policy" / "pickle.toml").read_text(encoding="utf-8")
+    redundant = [
+        name
+        for rule in tomllib.loads(text)["allow"]
+        for name in rule["names"]
+        if not name.endswith(".*") and name in generated
+        and set(rule["uses"]) - {"referenced", "attribute"} <= generated[name]
+    ]
+    assert redundant == []
+    assert all(rule.get("reason") for rule in tomllib.loads(text)["allow"])
+
+
+def test_numpy_before_1_17_random_state_is_allowed() -> None:
+    """``numpy.random.__RandomState_ctor()`` + BUILD(state), as numpy < 1.17 wrote it."""
+    state = tup(ustr("MT19937"), glob("builtins", "list") + tup() + b"R", b"K\x00")
+    data = p2(glob("numpy.random", "__RandomState_ctor") + tup() + b"R" + state + b"b")
+    assert alarms(data) == []
+    assert alarms(p2(glob("numpy.random", "__RandomState_ctor_x") + tup() + b"R"))
