@@ -225,6 +225,54 @@ def torch_objects() -> Iterator[Entry]:
     yield ("scheduler-state", [s.state_dict() for s in schedulers])
 
 
+def lightgbm_objects() -> Iterator[Entry]:
+    """A fitted LightGBM classifier and regressor (scikit-learn API) and a raw Booster."""
+    import lightgbm
+    import numpy as np
+
+    rng = np.random.RandomState(0)
+    features = rng.rand(60, 3)
+    labels = (features[:, 0] > 0.5).astype(int)
+    params = {"n_estimators": 3, "num_leaves": 4, "min_child_samples": 2, "verbose": -1}
+    classifier = lightgbm.LGBMClassifier(**params).fit(features, labels)
+    regressor = lightgbm.LGBMRegressor(**params).fit(features, features[:, 1])
+    yield ("sklearn-api", [classifier, regressor])
+    yield ("booster", classifier.booster_)
+
+
+def _tokenizer() -> Any:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(vocab_size=50, special_tokens=["[UNK]", "[PAD]"])
+    tokenizer.train_from_iterator(["the cat sat on the mat", "a dog ran"] * 5, trainer)
+    return tokenizer
+
+
+def tokenizers_objects() -> Iterator[Entry]:
+    """A BPE tokenizer trained in memory (no download) and its parts."""
+    from tokenizers import models
+
+    tokenizer = _tokenizer()
+    yield ("tokenizer", tokenizer)
+    yield ("models", [models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"),
+                      models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]")])
+
+
+def transformers_objects() -> Iterator[Entry]:
+    """Model and generation configs, and a fast tokenizer around an in-memory tokenizer."""
+    import transformers
+
+    yield ("configs", [transformers.BertConfig(num_hidden_layers=1),
+                       transformers.GPT2Config(n_layer=1), transformers.T5Config(),
+                       transformers.GenerationConfig(max_new_tokens=5)])
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=_tokenizer(),
+                                                unk_token="[UNK]", pad_token="[PAD]")
+    yield ("fast-tokenizer", fast)
+    yield ("batch-encoding", fast(["the cat", "a dog ran"], padding=True))
+
+
 TORCH_SAVE_ONLY = frozenset({"tensors-newer-dtypes"})
 """Labels whose plain pickles and legacy torch.save files torch cannot load back (no storage
 type for these dtypes there): only written with the zip torch.save, as users can."""
@@ -236,5 +284,8 @@ BUILDERS: dict[str, Callable[[], Iterator[Entry]]] = {
     "scipy": scipy_objects,
     "sklearn": sklearn_objects,
     "torch": torch_objects,
+    "lightgbm": lightgbm_objects,
+    "tokenizers": tokenizers_objects,
+    "transformers": transformers_objects,
 }
 """Library -> builder. A builder whose library does not import is skipped by the callers."""
