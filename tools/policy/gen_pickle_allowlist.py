@@ -113,7 +113,7 @@ def serialisations(libraries: list[str], workdir: Path) -> Iterator[Serialised]:
         for label, obj in entries:
             if label not in TORCH_SAVE_ONLY:
                 yield from _pickles(library, label, obj)
-            if library in ("numpy", "pandas", "scipy", "sklearn"):
+            if library in ("numpy", "pandas", "scipy", "sklearn", "lightgbm"):
                 yield from _joblib(library, label, obj, workdir)
             if library == "torch":
                 yield from _torch(library, label, obj)

@@ -240,12 +240,16 @@ def lightgbm_objects() -> Iterator[Entry]:
     yield ("booster", classifier.booster_)
 
 
+_UNKNOWN, _PADDING = "[UNK]", "[PAD]"
+"""Special tokens of the catalogue's tokenizers."""
+
+
 def _tokenizer() -> Any:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tokenizer = Tokenizer(models.BPE(unk_token=_UNKNOWN))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(vocab_size=50, special_tokens=["[UNK]", "[PAD]"])
+    trainer = trainers.BpeTrainer(vocab_size=50, special_tokens=[_UNKNOWN, _PADDING])
     tokenizer.train_from_iterator(["the cat sat on the mat", "a dog ran"] * 5, trainer)
     return tokenizer
 
@@ -256,8 +260,9 @@ def tokenizers_objects() -> Iterator[Entry]:
 
     tokenizer = _tokenizer()
     yield ("tokenizer", tokenizer)
-    yield ("models", [models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"),
-                      models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]")])
+    vocabulary = {_UNKNOWN: 0, "a": 1}
+    yield ("models", [models.WordPiece(vocabulary, unk_token=_UNKNOWN),
+                      models.WordLevel(vocabulary, unk_token=_UNKNOWN)])
 
 
 def transformers_objects() -> Iterator[Entry]:
@@ -268,7 +273,7 @@ def transformers_objects() -> Iterator[Entry]:
                        transformers.GPT2Config(n_layer=1), transformers.T5Config(),
                        transformers.GenerationConfig(max_new_tokens=5)])
     fast = transformers.PreTrainedTokenizerFast(tokenizer_object=_tokenizer(),
-                                                unk_token="[UNK]", pad_token="[PAD]")
+                                                unk_token=_UNKNOWN, pad_token=_PADDING)
     yield ("fast-tokenizer", fast)
     yield ("batch-encoding", fast(["the cat", "a dog ran"], padding=True))
 

@@ -64,7 +64,7 @@ def _benign(library: str, label: str, obj: Any, plain: bool) -> Iterator[Variant
                 continue
             yield Variant(FAMILY, f"{stem}-p{protocol}", "model.pkl", data, "pickle",
                           malicious=False)
-    if library in ("numpy", "pandas", "scipy", "sklearn"):
+    if library in ("numpy", "pandas", "scipy", "sklearn", "lightgbm"):
         import joblib
 
         buffer = io.BytesIO()
