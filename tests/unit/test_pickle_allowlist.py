@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from regression.pickle_asm import glob, tup, ustr
+from regression.pickle_asm import glob, sstr, tup, ustr
 
 from hexscan.parsers.pickle_vm import analyze_pickle
 from hexscan.policy.pickle_allowlist import (
@@ -235,3 +235,13 @@ def test_numpy_before_1_17_random_state_is_allowed() -> None:
     data = p2(glob("numpy.random", "__RandomState_ctor") + tup() + b"R" + state + b"b")
     assert alarms(data) == []
     assert alarms(p2(glob("numpy.random", "__RandomState_ctor_x") + tup() + b"R"))
+
+
+def test_a_resolved_lookup_in_an_alarming_pickle_is_reported() -> None:
+    """``apply(getattr(dict, 'get'), ...)``: the lookup resolves to an innocent method, but the
+    pickle hands it to a dangerous call, so the lookup is part of the chain and is named."""
+    lookup = getattr_call(glob("__builtin__", "dict"), sstr("get"))
+    data = glob("__builtin__", "apply") + tup(lookup, b"(" + sstr("k") + b"l") + b"R."
+    found = alarms(data)
+    assert ("CRITICAL", "builtins.getattr", "resolved") in found, found
+    assert ("CRITICAL", "__builtin__.apply", "called") in found

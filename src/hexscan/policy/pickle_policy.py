@@ -11,7 +11,7 @@ The data (``pickle.toml`` and the generated ``pickle_allowlist.toml``) is loaded
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hexscan.parsers.pickle_vm import GlobalUse, NestedPickle, PickleView
@@ -33,7 +33,7 @@ _USE_STRENGTH = {
     "called": 0, "constructed": 1, "mutated": 2, "attribute": 3, "referenced": 4, "resolved": 5
 }
 _LOOKUP_ONLY = frozenset({"referenced", "resolved"})
-"""Uses of a lookup function (``getattr``) that only resolved known names: judged by its targets."""
+"""Uses of a lookup function (``getattr``) that only resolved known names (see _judge_lookups)."""
 _USE_KIND = {
     "called": "unsafe-call",
     "mutated": "unsafe-call",
@@ -86,7 +86,7 @@ def _judge_globals(uses: Iterable[GlobalUse], policy: PicklePolicy) -> list[Verd
     for name, records in by_name.items():
         records.sort(key=lambda g: _USE_STRENGTH[g.use])
         if {r.use for r in records} <= _LOOKUP_ONLY and records[-1].use == "resolved":
-            lookups.append(records[-1])  # judged below, by what the lookups reached
+            lookups.append(records[-1])  # judged below, against the rest of the pickle
             continue
         first = records[0]
         reason = (policy.danger(name) or policy.danger(first.canonical)
@@ -100,23 +100,16 @@ def _judge_globals(uses: Iterable[GlobalUse], policy: PicklePolicy) -> list[Verd
             verdict = _judge_use(record, policy)
             if verdict:
                 verdicts.append(verdict)
-    return verdicts + _judge_lookups(lookups, by_name, verdicts, policy)
+    return verdicts + _judge_lookups(lookups, verdicts, policy)
 
 
-def _judge_lookups(
-    lookups: list[GlobalUse],
-    by_name: Mapping[str, list[GlobalUse]],
-    verdicts: list[Verdict],
-    policy: PicklePolicy,
-) -> list[Verdict]:
-    """A getattr that only resolved constant names is silent while everything reached
-    dynamically is acceptable (CPython's own ``getattr(ZoneInfo, '_unpickle')``); once a
-    reached name raises an alarm, the lookup is reported with it as the way it was reached."""
-    reached = {name for name, records in by_name.items()
-               if any(r.use == "attribute" for r in records)}
-    alarming = {f"{v.module}.{v.name}" if v.name else v.module
-                for v in verdicts if _RANK[v.severity] <= _RANK["MEDIUM"]}
-    if not lookups or not reached & alarming:
+def _judge_lookups(lookups: list[GlobalUse], verdicts: list[Verdict],
+                   policy: PicklePolicy) -> list[Verdict]:
+    """A getattr that only resolved constant names is silent in a pickle that does nothing
+    alarming (CPython's own ``getattr(ZoneInfo, '_unpickle')``). Once any global raises an
+    alarm, every lookup is reported with it: what it reached may be handed to the alarming
+    call (``apply(getattr(dict, 'get'), ...)``), which the judge cannot rule out."""
+    if not any(_RANK[v.severity] <= _RANK["MEDIUM"] for v in verdicts):
         return []
     return [_dangerous(use, policy.danger(use.full) or policy.danger(use.canonical)
                        or "looks up names dynamically") for use in lookups]
