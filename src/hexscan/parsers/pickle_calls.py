@@ -178,8 +178,8 @@ _STATIC_LOOKUPS = frozenset({"builtins.getattr"})
 def is_static_lookup(name: str, args: Args, kwargs: Kwargs) -> bool:
     """Whether a call of ``name`` is a ``getattr`` whose object and name are known statically.
 
-    CPython pickles some values as ``getattr(cls, 'name')`` (a zoneinfo zone in protocols < 4,
-    members of enums and classes reduced by qualified name): the lookup reaches one known global,
+    CPython pickles some values as ``getattr(obj, 'name')`` (a zoneinfo zone in protocols < 4,
+    a method pickled by reference): the lookup reaches one known global,
     which is recorded and judged on its own, so the lookup itself is not the risk. An object that
     resolves to no known global, or a computed name, keeps the call an ordinary (dangerous) one.
     """
