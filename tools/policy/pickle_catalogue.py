@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 Entry = tuple[str, Any]
-LIBRARIES = ("numpy", "pandas", "scipy", "sklearn", "torch", "joblib", "lightgbm", "xgboost",
-             "transformers", "tokenizers")
+LIBRARIES = ("numpy", "pandas", "pyarrow", "scipy", "sklearn", "torch", "joblib", "lightgbm",
+             "xgboost", "transformers", "tokenizers")
 
 
 def library_versions() -> dict[str, str]:
@@ -157,8 +157,27 @@ def pandas_objects() -> Iterator[Entry]:
     yield ("multiindex-frame", frame.iloc[:, :3].set_index(["int", "str"]))
     yield ("wide-frame-columns-mi", pd.DataFrame(np.ones((2, 4)), columns=pd.MultiIndex.from_tuples(
         [("a", 1), ("a", 2), ("b", 1), ("b", 2)])))
+    yield from _pyarrow_backed(pd)
     yield ("groupby-free-series-name", pd.Series([1, 2], name=("tuple", "name"),
                                                  index=pd.Index(["x", "y"], name="idx")))
+
+
+def _pyarrow_backed(pd: Any) -> Iterator[Entry]:
+    """Arrow-backed columns (pandas 3 stores every str column this way when pyarrow is present)."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return
+    frame = pd.DataFrame({
+        "str": pd.array(["a", None, "c"], dtype="string[pyarrow]"),
+        "int": pd.array([1, None, 3], dtype=pd.ArrowDtype(pa.int64())),
+        "ts": pd.array(pd.date_range("2024", periods=3, tz="UTC"),
+                       dtype=pd.ArrowDtype(pa.timestamp("us", tz="UTC"))),
+        "list": pd.array([[1], [2, 3], None], dtype=pd.ArrowDtype(pa.list_(pa.int64()))),
+        "plain": ["x", "y", "z"],
+    })
+    yield ("pyarrow-frame", frame)
+    yield ("pyarrow-series", [frame[c] for c in frame.columns])
 
 
 def scipy_objects() -> Iterator[Entry]:
