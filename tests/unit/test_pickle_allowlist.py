@@ -62,6 +62,9 @@ def test_generated_allowlist_loads_validates_and_has_provenance() -> None:
     assert {"stdlib", "numpy", "pandas", "scipy", "sklearn", "torch"} <= libraries
     assert {"current", "legacy-numpy1-pandas1"} <= set(generated.sources)
     assert generated.sources["legacy-numpy1-pandas1"]["numpy"].startswith("1.")
+    # a record collected where an optional library was missing would silently drop its names
+    assert {"torch", "pyarrow", "lightgbm", "tokenizers", "transformers"} <= set(
+        generated.sources["current"])
     # names are written sorted, one per line: the file diffs cleanly when regenerated
     text = DATA.read_text(encoding="utf-8")
     names = [line.split('"')[1] for line in text.splitlines() if line.startswith('"') and

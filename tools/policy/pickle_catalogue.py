@@ -158,8 +158,17 @@ def pandas_objects() -> Iterator[Entry]:
     yield ("wide-frame-columns-mi", pd.DataFrame(np.ones((2, 4)), columns=pd.MultiIndex.from_tuples(
         [("a", 1), ("a", 2), ("b", 1), ("b", 2)])))
     yield from _pyarrow_backed(pd)
+    london = _dateutil_zones()[2]
+    yield ("dateutil-zones", [_dateutil_zones(), pd.Timestamp("2024-06-01", tz=london)])
     yield ("groupby-free-series-name", pd.Series([1, 2], name=("tuple", "name"),
                                                  index=pd.Index(["x", "y"], name="idx")))
+
+
+def _dateutil_zones() -> list[Any]:
+    """dateutil's zones, which pandas accepts wherever a tz goes (``tz='dateutil/...'``)."""
+    from dateutil import tz
+
+    return [tz.tzutc(), tz.tzoffset("BRT", -3 * 3600), tz.gettz("Europe/London"), tz.tzlocal()]
 
 
 def _pyarrow_backed(pd: Any) -> Iterator[Entry]:
@@ -295,6 +304,10 @@ def transformers_objects() -> Iterator[Entry]:
                                                 unk_token=_UNKNOWN, pad_token=_PADDING)
     yield ("fast-tokenizer", fast)
     yield ("batch-encoding", fast(["the cat", "a dog ran"], padding=True))
+    from transformers.trainer_utils import IntervalStrategy
+    from transformers.utils import PaddingStrategy, TensorType
+
+    yield ("enums", [PaddingStrategy.LONGEST, TensorType.PYTORCH, IntervalStrategy.STEPS])
 
 
 TORCH_SAVE_ONLY = frozenset({"tensors-newer-dtypes"})

@@ -316,6 +316,7 @@ _TRAMPOLINES: dict[str, Callable[[_Machine, Args, Kwargs, CallResult], Any]] = {
     "sklearn.neighbors._ball_tree.newObj": _trampoline_new,
     "sklearn.neighbors._binary_tree.newObj": _trampoline_new,
     "pandas.core.indexes.base._new_Index": _trampoline_new,
+    "dateutil.tz._tzfile._unpickle": _trampoline_new,  # (cls, key, ...): cls.__new__(cls)
 }
 
 
