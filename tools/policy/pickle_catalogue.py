@@ -158,8 +158,7 @@ def pandas_objects() -> Iterator[Entry]:
     yield ("wide-frame-columns-mi", pd.DataFrame(np.ones((2, 4)), columns=pd.MultiIndex.from_tuples(
         [("a", 1), ("a", 2), ("b", 1), ("b", 2)])))
     yield from _pyarrow_backed(pd)
-    london = _dateutil_zones()[2]
-    yield ("dateutil-zones", [_dateutil_zones(), pd.Timestamp("2024-06-01", tz=london)])
+    yield ("dateutil-zones", [*_dateutil_zones(), *_dateutil_timestamp(pd)])
     yield ("groupby-free-series-name", pd.Series([1, 2], name=("tuple", "name"),
                                                  index=pd.Index(["x", "y"], name="idx")))
 
@@ -169,6 +168,14 @@ def _dateutil_zones() -> list[Any]:
     from dateutil import tz
 
     return [tz.tzutc(), tz.tzoffset("BRT", -3 * 3600), tz.gettz("Europe/London"), tz.tzlocal()]
+
+
+def _dateutil_timestamp(pd: Any) -> list[Any]:
+    """A Timestamp in a dateutil zone, where this pandas can localise one (1.5 cannot)."""
+    try:
+        return [pd.Timestamp("2024-06-01", tz=_dateutil_zones()[2])]
+    except (AttributeError, ValueError, TypeError):
+        return []
 
 
 def _pyarrow_backed(pd: Any) -> Iterator[Entry]:
