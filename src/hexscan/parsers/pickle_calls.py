@@ -185,6 +185,38 @@ def _arg(args: Args, kwargs: Kwargs, index: int, name: str, default: Any = None)
     return args[index] if len(args) > index else kwargs.get(name, default)
 
 
+_STATIC_LOOKUPS = frozenset({"builtins.getattr"})
+
+
+def is_static_lookup(name: str, args: Args, kwargs: Kwargs) -> bool:
+    """Whether a call of ``name`` is a ``getattr`` whose object and name are known statically.
+
+    CPython pickles some values as ``getattr(obj, 'name')`` (a zoneinfo zone in protocols < 4,
+    a method pickled by reference): the lookup reaches one known global,
+    which is recorded and judged on its own, so the lookup itself is not the risk. An object that
+    resolves to no known global, or a computed name, keeps the call an ordinary (dangerous) one.
+    """
+    return (
+        name in _STATIC_LOOKUPS
+        and not kwargs
+        and len(args) in (2, 3)
+        and isinstance(args[1], str)
+        and _root_ref(args[0]).module != "?"
+    )
+
+
+def legacy_module_class(pid: Any) -> Ref | None:
+    """The class in a ``('module', cls, file, source)`` persistent id, else None.
+
+    torch's legacy loader (files of ``torch.save`` before 1.6) answers such an id with the class
+    itself; what the pickle then does with it is judged on that class, not on an opaque value.
+    """
+    if isinstance(pid, Seq) and len(pid.items) >= 2 and pid.items[0] == "module":
+        cls = pid.items[1]
+        return cls if isinstance(cls, Ref) else None
+    return None
+
+
 # Calls whose effect is known: they reach other globals or build objects.
 def _call_getattr(m: _Machine, args: Args, kwargs: Kwargs, expr: CallResult) -> Any:
     if len(args) >= 2 and isinstance(args[1], str):
@@ -300,6 +332,7 @@ _TRAMPOLINES: dict[str, Callable[[_Machine, Args, Kwargs, CallResult], Any]] = {
     "sklearn.neighbors._ball_tree.newObj": _trampoline_new,
     "sklearn.neighbors._binary_tree.newObj": _trampoline_new,
     "pandas.core.indexes.base._new_Index": _trampoline_new,
+    "dateutil.tz._tzfile._unpickle": _trampoline_new,  # (cls, key, ...): cls.__new__(cls)
 }
 
 

@@ -18,6 +18,7 @@ from hexscan.parsers.pickle_calls import (
     _canonical,
     _root_ref,
     canonical_name,
+    is_static_lookup,
 )
 from hexscan.parsers.pickle_folds import (
     NOT_FOLDED,
@@ -342,11 +343,13 @@ class _Machine(_OpcodeHandlers, _ObjectState, _FrameRules, _NestedPickles):
             apply = _INSTANCE_CALLS.get(_canonical(_root_ref(func.callee)))
             if apply:
                 return apply(self, func, args, kwargs, expr)
+        name = _canonical(_root_ref(func))
+        if use == "called" and is_static_lookup(name, args, kwargs):
+            use = "resolved"
         self._record(func, use, expr)
         if isinstance(func, Attr) and is_const(func.obj):
             folded = fold_method(func.obj, func.name, args, kwargs)
             return expr if folded is NOT_FOLDED else self._note_folded(folded)
-        name = _canonical(_root_ref(func))
         special = _CALL_SPECIALS.get(name)
         if special:
             result = special(self, args, kwargs, expr)

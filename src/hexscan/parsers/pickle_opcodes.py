@@ -12,7 +12,7 @@ import copyreg
 from collections.abc import Callable
 from typing import Any
 
-from hexscan.parsers.pickle_calls import _as_args, _as_kwargs
+from hexscan.parsers.pickle_calls import _as_args, _as_kwargs, legacy_module_class
 from hexscan.parsers.pickle_reader import (
     _FIXED_RUNS,
     _OPNAMES,
@@ -366,7 +366,8 @@ class _OpcodeHandlers(_TextOpcodes):
         self.rec.persistent_count += 1
         if len(self.rec.persistent) < 16:
             self.rec.persistent.append(PersistentRef(self.op_offset, render(pid)))
-        self.stack.append(Persistent(pid))
+        cls = legacy_module_class(pid)
+        self.stack.append(Persistent(pid) if cls is None else cls)
 
     def _op_persid(self) -> None:
         self._persistent(self._name_line())

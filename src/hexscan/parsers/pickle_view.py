@@ -11,8 +11,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-USES = ("called", "constructed", "attribute", "referenced", "mutated")
-"""How a global is used. ``mutated``: BUILD/SETITEM/APPEND/setattr change a module or class."""
+USES = ("called", "constructed", "attribute", "referenced", "mutated", "resolved")
+"""How a global is used. ``mutated``: BUILD/SETITEM/APPEND/setattr change a module or class.
+``resolved``: a lookup function (``getattr``) called on a global and a constant name, so what it
+reaches is known statically and recorded (as ``attribute``) and judged on its own."""
 
 @dataclass(frozen=True)
 class PickleLimits:
