@@ -456,7 +456,11 @@ def test_peer_corpus_prefixes_never_raise_and_keep_what_was_seen() -> None:
         full_names = analyze_pickle(data).global_names(nested=False)
         for end in range(len(data)):
             names = analyze_pickle(data[:end]).global_names(nested=False)
-            assert names <= full_names | {n for n in names if n.startswith("?")}, (row["path"], end)
+            # A name line cut by the end of the data is what the unpicklers read there (its
+            # last byte dropped as the newline): a prefix of a name the whole file has.
+            cut = {n for n in names if any(f.startswith(n) for f in full_names)}
+            assert names <= full_names | cut | {n for n in names if n.startswith("?")}, (
+                row["path"], end)
 
 
 # ------------------------------------------------------------------ attribute paths, allowances
