@@ -54,8 +54,12 @@ DANGEROUS_CALLS: dict[str, str] = {
     "sys.settrace": "hooks the interpreter", "sys.setprofile": "hooks the interpreter",
 }
 #: Bare names that are builtins unless rebound by an import or assignment.
-_BUILTINS = ("exec", "eval", "compile", "__import__", "breakpoint", "getattr", "open")
+_BUILTINS = ("exec", "eval", "compile", "__import__", "breakpoint", "open", "getattr")
 _WRITE_MODES = frozenset("wax+")
+#: Modules whose attributes looked up by a computed name are calls in hiding.
+_CODE_MODULES = frozenset({"os", "posix", "nt", "subprocess", "builtins", "__builtins__",
+                           "importlib", "runpy", "pty", "socket", "ctypes", "marshal",
+                           "pickle", "shutil", "sys"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +120,21 @@ class _Walker(ast.NodeVisitor):
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
                   name: str) -> None:
+        """Decorators, defaults and annotations run where the function is defined; only
+        the body runs when it is called."""
+        if not isinstance(node, ast.Lambda):
+            for deco in node.decorator_list:
+                self.visit(deco)
+            if node.returns is not None:
+                self.visit(node.returns)
+        self.visit(node.args)
         self.function_stack.append(name)
-        self.generic_visit(node)
+        body = node.body if isinstance(node.body, list) else [node.body]
+        for stmt in body:
+            self.visit(stmt)
         self.function_stack.pop()
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        for deco in node.decorator_list:  # decorators run at definition time
-            self.visit(deco)
         self._function(node, node.name)
 
     def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
@@ -133,11 +145,27 @@ class _Walker(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         name = self.resolve(node.func)
-        what = _judge(name, node) if name else None
+        if name == "builtins.getattr" and len(node.args) >= 2:
+            name, what = self._getattr(node.args[0], node.args[1])
+        else:
+            what = _judge(name, node) if name else None
         if what is not None and len(self.calls) < MAX_CALLS:
             self.calls.append(PyCall(name or "", what, node.lineno, not self.function_stack,
                                      self.function_stack[-1] if self.function_stack else ""))
         self.generic_visit(node)
+
+    def _getattr(self, target: ast.expr, attr: ast.expr) -> tuple[str | None, str | None]:
+        """getattr(module, "name") is module.name; a computed name on a module that runs
+        code (os, builtins, subprocess ...) is a lookup meant to hide the call."""
+        base = self.resolve(target)
+        if base is None:
+            return None, None
+        if isinstance(attr, ast.Constant) and isinstance(attr.value, str):
+            name = f"{base}.{attr.value}"
+            return name, DANGEROUS_CALLS.get(name)
+        if base.split(".")[0] in _CODE_MODULES:
+            return f"{base}.<computed>", "looks up a function by a computed name"
+        return None, None
 
     def resolve(self, func: ast.expr) -> str | None:
         """The dotted name a call refers to, with import aliases expanded."""
@@ -145,6 +173,21 @@ class _Walker(ast.NodeVisitor):
         while isinstance(func, ast.Attribute):
             parts.append(func.attr)
             func = func.value
+        if isinstance(func, ast.Subscript) and isinstance(func.value, ast.Name) and \
+                func.value.id in ("__builtins__", "builtins"):
+            key = func.slice
+            head = f"builtins.{key.value}" if isinstance(key, ast.Constant) and \
+                isinstance(key.value, str) else "builtins.<computed>"
+            return ".".join([head, *reversed(parts)])
+        if isinstance(func, ast.Call):
+            inner = self.resolve(func.func)  # __import__("os").system, importlib.import_module
+            if inner == "builtins.getattr" and len(func.args) >= 2:
+                looked_up = self._getattr(func.args[0], func.args[1])[0]
+                return ".".join([looked_up, *reversed(parts)]) if looked_up else None
+            if inner in ("builtins.__import__", "importlib.import_module") and func.args and \
+                    isinstance(func.args[0], ast.Constant) and isinstance(func.args[0].value, str):
+                return ".".join([func.args[0].value, *reversed(parts)])
+            return None
         if not isinstance(func, ast.Name):
             return None
         head = self.aliases.get(func.id)
@@ -156,13 +199,14 @@ class _Walker(ast.NodeVisitor):
 def _judge(name: str, call: ast.Call) -> str | None:
     if name in DANGEROUS_CALLS:
         return DANGEROUS_CALLS[name]
+    if name.startswith("__builtins__."):
+        return _judge("builtins." + name.split(".", 1)[1], call)
+    if name.endswith(".<computed>") and name.split(".")[0] in _CODE_MODULES:
+        return "calls a function looked up by a computed name"
     if name.startswith(("os.exec", "os.spawn", "subprocess.")):
         return "starts a process"
     if name == "builtins.open" and _writes(call):
         return "writes a file"
-    if name == "builtins.getattr" and len(call.args) >= 2 and not isinstance(
-            call.args[1], ast.Constant):
-        return "looks up an attribute by a computed name"
     if name == "builtins.breakpoint":
         return "starts the debugger"
     return None
