@@ -47,7 +47,8 @@ class OnnxTensor:
 
     ``dims`` as stored (int64, possibly negative); ``raw_length`` the raw_data length or
     None; ``typed`` (field number, payload bytes or element count) of the typed fields;
-    ``external`` the external_data key/value pairs; ``data_location`` 1 = EXTERNAL.
+    ``external`` the external_data key/value pairs; ``data_location`` 1 = EXTERNAL;
+    ``raw_start`` where raw_data's bytes start in the file (for sampling weight bits).
     """
 
     scope: str
@@ -60,12 +61,13 @@ class OnnxTensor:
     external: tuple[tuple[str, str], ...]
     data_location: int
     offset: int
+    raw_start: int | None = None
 
 
 def rescoped(t: OnnxTensor, scope: str) -> OnnxTensor:
     """The same tensor under another scope."""
     return OnnxTensor(scope, t.name, t.data_type, t.dims, t.dims_truncated, t.raw_length,
-                      t.typed, t.external, t.data_location, t.offset)
+                      t.typed, t.external, t.data_location, t.offset, t.raw_start)
 
 
 def _string(ps: ProtoStream, f: StreamField, cap: int = _NAME_CAP) -> str:
@@ -85,6 +87,7 @@ def tensor(ps: ProtoStream, tf: StreamField, scope: str) -> OnnxTensor:
     dims: list[int] = []
     dims_cut = False
     raw_length: int | None = None
+    raw_start: int | None = None
     typed: dict[int, list[int]] = {}
     external: list[tuple[str, str]] = []
     location = 0
@@ -97,7 +100,7 @@ def tensor(ps: ProtoStream, tf: StreamField, scope: str) -> OnnxTensor:
         elif n == 8 and w == LEN:
             name = _string(ps, f)
         elif n == 9 and w == LEN:
-            raw_length = f.length  # the payload is skipped, never read
+            raw_length, raw_start = f.length, f.start  # skipped here, never read
         elif n == 13 and w == LEN and len(external) < _MAX_EXTERNAL:
             external.append(_entry(ps, f.end))
         elif n == 14 and w == VARINT:
@@ -106,7 +109,7 @@ def tensor(ps: ProtoStream, tf: StreamField, scope: str) -> OnnxTensor:
             _typed(f, typed)
     return OnnxTensor(scope, name, data_type, tuple(dims), dims_cut, raw_length,
                       tuple((k, v[0], bool(v[1])) for k, v in sorted(typed.items())),
-                      tuple(external), location, tf.start)
+                      tuple(external), location, tf.start, raw_start)
 
 
 def _dims(ps: ProtoStream, f: StreamField, dims: list[int]) -> bool:
