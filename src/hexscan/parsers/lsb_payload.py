@@ -199,11 +199,12 @@ def _keys(data: bytes, frequency: bool) -> Iterator[bytes]:
                     yield key
     for template, known, longest in TEMPLATES:
         for size in range(1, min(MAX_KEY, longest) + 1):
-            key = _recovered(data, template, known, size)
+            recovered = _recovered(data, template, known, size)
             # On a repeating pattern XOR would only paint the signature over it.
-            if key is not None and key not in seen and any(key) and not periodic(size):
-                seen.add(key)
-                yield key
+            if recovered is not None and recovered not in seen and any(recovered) and \
+                    not periodic(size):
+                seen.add(recovered)
+                yield recovered
 
 
 def _mode(column: bytes) -> int:
@@ -236,7 +237,7 @@ def _periodic(data: bytes, period: int, share: float = 0.995, window: int = 1024
     n = len(head) - period
     if n <= 0:
         return True
-    same = sum(map(operator.eq, head[:n], head[period:]))
+    same: int = sum(map(operator.eq, head[:n], head[period:]))
     return same >= share * n
 
 

@@ -190,10 +190,10 @@ class _Walker(ast.NodeVisitor):
             return None
         if not isinstance(func, ast.Name):
             return None
-        head = self.aliases.get(func.id)
-        if head is None:
-            head = f"builtins.{func.id}" if func.id in _BUILTINS and not parts else func.id
-        return ".".join([head, *reversed(parts)])
+        alias = self.aliases.get(func.id)
+        if alias is None:
+            alias = f"builtins.{func.id}" if func.id in _BUILTINS and not parts else func.id
+        return ".".join([alias, *reversed(parts)])
 
 
 def _judge(name: str, call: ast.Call) -> str | None:
