@@ -8,6 +8,7 @@ only external_data entries that onnx's own writer refuses are set field by field
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -109,6 +110,19 @@ def test_overlapping_ranges_and_the_model_file_itself(tmp_path: Path) -> None:
     own = _hits(_external_model(tmp_path / "own", {"location": "model.onnx", "length": "8"},
                                 length=8), "HEX-ONX-006")
     assert [f.evidence["reason"] for f in own] == ["model-file"]
+
+
+def test_checksum_is_verified(tmp_path: Path) -> None:
+    data = b"\x01" * 64
+    good = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+    quiet = _external_model(tmp_path / "good", {"location": "w.bin", "length": "64",
+                                                "checksum": good})
+    assert not _hits(quiet, "HEX-ONX-006")
+    swapped = _external_model(tmp_path / "bad", {"location": "w.bin", "length": "64",
+                                                 "checksum": "0" * 40})
+    hits = _hits(swapped, "HEX-ONX-006")
+    assert [f.evidence["reason"] for f in hits] == ["checksum"]
+    assert hits[0].effective_severity is Severity.MEDIUM
 
 
 def test_hard_link_to_a_file_outside_is_high(tmp_path: Path) -> None:

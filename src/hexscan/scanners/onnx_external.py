@@ -11,6 +11,7 @@ of those checks to the file on disk with ``os.stat`` only: nothing is opened or 
 
 from __future__ import annotations
 
+import hashlib
 import ntpath
 import os
 import posixpath
@@ -24,6 +25,9 @@ _INT64_MAX = (1 << 63) - 1
 _PLAIN_NUMBER = re.compile(r"[0-9]+")
 #: Byte ranges remembered per external file, to find overlaps (bounded per model).
 _MAX_RANGES = 100_000
+#: Bytes of external data read per model to verify 'checksum' entries (SHA-1 of the range,
+#: as the ONNX external-data spec defines it; the loaders themselves never verify it).
+MAX_CHECKSUM_BYTES = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,7 @@ class RangeBook:
 
     ranges: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
     count: int = 0
+    checksum_budget: int = MAX_CHECKSUM_BYTES
 
     def overlap(self, path: str, start: int, end: int, tensor: str) -> str | None:
         """The tensor whose range [start, end) shares bytes with this one, if any."""
@@ -158,4 +163,30 @@ def range_problems(entries: dict[str, str], target: str | None, model_path: str 
         if other is not None:
             found.append(RangeProblem("overlap", f"external_data range {start}..{end} "
                                       f"overlaps the range of tensor {other!r}", False))
+    checksum = entries.get("checksum")
+    if checksum and end <= size and end - start <= book.checksum_budget:
+        book.checksum_budget -= end - start
+        digest = _sha1(target, start, end)
+        if digest is not None and digest != checksum.strip().lower():
+            found.append(RangeProblem("checksum", f"external_data checksum {checksum[:64]!r} "
+                                      f"does not match the SHA-1 {digest} of the data: the "
+                                      "data file was changed after export", False))
     return found
+
+
+def _sha1(path: str, start: int, end: int) -> str | None:
+    """SHA-1 of [start, end) of a regular file, read in chunks; None when unreadable."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = handle.read(min(left, 1 << 20))
+                if not chunk:
+                    return None
+                digest.update(chunk)
+                left -= len(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
