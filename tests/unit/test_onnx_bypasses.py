@@ -238,6 +238,8 @@ def test_raw_pickle_bytes_in_a_string_attribute_is_high(tmp_path: Path) -> None:
     "def preprocess(x):\n    return (x - 0.5) / 0.25\n",
     "torch.onnx.export(model, (x,), 'model.onnx', opset_version=17)",
     "sh: run `python infer.py` to evaluate",
+    "Install: chmod +x run.sh, then run it with /bin/sh run.sh --model model.onnx",
+    "/usr/lib/python3/site-packages/torch/nn/functional.py(2210): linear\nmodel.py(56): forward",
 ])
 def test_ordinary_metadata_is_quiet(tmp_path: Path, value: str) -> None:
     model = benign_model()

@@ -23,11 +23,9 @@ _MIN_BLOB = 48
 _SHELL = re.compile(
     r"(?:\b(?:curl|wget)\b[^\n|;]{0,200}\|\s*(?:ba|z|da)?sh\b"
     r"|\b(?:ba|z|da)?sh\s+-c\s"
-    r"|/bin/(?:ba|z|da)?sh\b"
     r"|\bnc(?:at)?\s+(?:-\w+\s+)*-e\s"
     r"|\bpowershell(?:\.exe)?\s+(?:-\w+\s+)*-(?:enc|encodedcommand|c|command)\b"
     r"|\brm\s+-rf\s+[/~]"
-    r"|\bchmod\s+\+x\s"
     r"|>&?\s*/dev/(?:tcp|udp)/)", re.IGNORECASE)
 
 
