@@ -113,3 +113,25 @@ def test_pysource_is_quiet_on_model_code_and_never_raises() -> None:
     assert not analyse("(" * 10_000).parsed
     assert not analyse("def (:").parsed
     assert looks_like_python("import os\nos.getcwd()") and not looks_like_python("hello")
+
+
+def test_function_the_pickle_calls_is_critical(tmp_path: Path) -> None:
+    """A module function named by the pickle (REDUCE) runs during load_pickle."""
+    module = "hexunit_reduce"
+    harmless = ("def run(src):\n    return Thing()\n" + _CLASS +
+                "    def __reduce__(self):\n        return run, ('x',)\n")
+    mod = types.ModuleType(module)
+    exec(harmless, mod.__dict__)  # noqa: S102 - the harmless twin pickled below
+    sys.modules[module] = mod
+    buffer = io.BytesIO()
+    with torch_package.PackageExporter(buffer) as exporter:
+        exporter.extern(["subprocess"])
+        exporter.save_source_string(module, harmless.replace(
+            "    return Thing()", "    import subprocess\n    subprocess.run(src)\n"
+            "    return Thing()"))
+        exporter.save_pickle("model", "model.pkl", mod.Thing())
+    path = tmp_path / "reduce.pt"
+    path.write_bytes(buffer.getvalue())
+    hits = [f for f in _package_findings(path) if f.evidence.get("call") == "subprocess.run"]
+    assert hits and hits[0].effective_severity is Severity.CRITICAL, describe(hits)
+    assert "pickle calls" in hits[0].message

@@ -20,7 +20,8 @@ PACKAGE_CODE = Rule(
         "the pickle calls runs during unpickling. hex reads each module with Python's ast "
         "parser (nothing is imported or run) and reports calls that start processes, "
         "execute code, import by name, open connections or write files: CRITICAL at import "
-        "time or in a method unpickling calls, HIGH in other functions. An archive whose "
+        "time, in a method unpickling calls or in a function a pickle names, HIGH in other "
+        "functions. An archive whose "
         "modules do none of that is reported LOW: loading it still runs its code."
     ),
     remediation=(

@@ -10,6 +10,8 @@ with parsers/pysource; the pickles are members like any other and go to the pick
 
 from __future__ import annotations
 
+import io
+import pickletools
 import re
 import zipfile
 from collections.abc import Iterator
@@ -92,9 +94,10 @@ class TorchPackageScanner:
 
 def _package(archive: zipfile.ZipFile, root: str, names: list[str]) -> Iterator[Finding]:
     modules = list(_modules(archive, root, names))
+    called = _pickled_names(archive, root, names)
     reported = 0
     for mod in modules:
-        for finding in _module_findings(mod):
+        for finding in _module_findings(mod, called):
             reported += 1
             if reported > _MAX_FINDINGS:
                 return
@@ -135,7 +138,46 @@ def _modules(archive: zipfile.ZipFile, root: str, names: list[str]) -> Iterator[
         yield PackageModule(member, dotted, pysource.analyse(source), cut)
 
 
-def _module_findings(mod: PackageModule) -> Iterator[Finding]:
+def _pickled_names(archive: zipfile.ZipFile, root: str, names: list[str]) -> set[str]:
+    """``module.name`` of every global the archive's pickles name: functions a REDUCE
+    calls while load_pickle runs. Read with pickletools' opcode walk, never unpickled."""
+    found: set[str] = set()
+    budget = MAX_TOTAL_BYTES
+    for member in names:
+        if not member.startswith(f"{root}/") or not member.endswith(".pkl") or \
+                member.startswith(f"{root}/.data/") or budget <= 0:
+            continue
+        try:
+            with archive.open(member) as handle:
+                data = handle.read(min(MAX_MODULE_BYTES * 4, budget))
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
+                RuntimeError):
+            continue
+        budget -= len(data)
+        found.update(pickle_globals(data))
+    return found
+
+
+def pickle_globals(data: bytes) -> set[str]:
+    """Dotted names of GLOBAL / STACK_GLOBAL opcodes (the two strings pushed before it)."""
+    out: set[str] = set()
+    strings: list[str] = []
+    try:
+        for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if opcode.name == "GLOBAL" and isinstance(arg, str):
+                out.add(arg.replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                out.add(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings = (strings + [arg])[-2:]
+            if len(out) > 10_000:
+                break
+    except (ValueError, EOFError, IndexError, KeyError, UnicodeDecodeError):
+        pass  # the walk stops at the first broken opcode; what came before counts
+    return out
+
+
+def _module_findings(mod: PackageModule, called: set[str]) -> Iterator[Finding]:
     if not mod.facts.parsed:
         # The importer compiles the source too: one that ast cannot read fails to import,
         # unless the two disagree; either way nothing can vouch for it.
@@ -144,12 +186,15 @@ def _module_findings(mod: PackageModule) -> Iterator[Finding]:
                       severity=Severity.MEDIUM,
                       evidence={"module": mod.module, "error": mod.facts.error})
     for call in mod.facts.calls:
-        reached = call.import_time or call.function in UNPICKLE_METHODS
+        reached = call.import_time or call.function in UNPICKLE_METHODS or \
+            f"{mod.module}.{call.function}" in called
         if reached:
             severity = Severity.CRITICAL
         else:
             severity = Severity.MEDIUM if call.what == "writes a file" else Severity.HIGH
         when = "at import" if call.import_time else f"in {call.function}()"
+        if f"{mod.module}.{call.function}" in called and not call.import_time:
+            when += ", which the package's pickle calls"
         yield Finding(rules.PACKAGE_CODE,
                       f"module {mod.module} of a torch.package {call.what} {when}: "
                       f"{call.name} (line {call.line})",
