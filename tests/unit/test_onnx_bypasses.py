@@ -136,6 +136,21 @@ def test_hard_link_to_a_file_outside_is_high(tmp_path: Path) -> None:
     assert hits[0].effective_severity is Severity.HIGH
 
 
+def test_hub_cache_symlinks_to_own_blobs_are_quiet(tmp_path: Path) -> None:
+    """The hub client stores every file as a blob and links it from the snapshot."""
+    repo = tmp_path / "hub" / "models--org--net"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "blobs" / "a1b2").write_bytes(b"\x01" * 64)
+    (tmp_path / "elsewhere.bin").write_bytes(b"\x01" * 64)
+    snapshot = repo / "snapshots" / "0123abcd"
+    good = _external_model(snapshot, {"location": "w.bin", "length": "64"}, data=None)
+    (snapshot / "w.bin").symlink_to(repo / "blobs" / "a1b2")
+    assert not serious(scan_file(good)), describe(scan_file(good).findings)
+    (snapshot / "w.bin").unlink()
+    (snapshot / "w.bin").symlink_to(tmp_path / "elsewhere.bin")
+    assert _hits(good, "HEX-ONX-001")
+
+
 def test_ort_memory_address_location_is_high(tmp_path: Path) -> None:
     path = _external_model(tmp_path, {"location": "*/_ORT_MEM_ADDR_/*", "offset": "4096",
                                       "length": "64"}, data=None)

@@ -84,9 +84,23 @@ def location_escape(location: str, model_dir: str | None) -> str | None:
         inside = os.path.commonpath([base, target]) == base
     except ValueError:
         inside = False
-    if not inside:
+    if not inside and not _hub_cache_blob(base, target):
         return f"resolves (through a symbolic link) to {target}"
     return _file_kind(target)
+
+
+def _hub_cache_blob(base: str, target: str) -> bool:
+    """The Hugging Face hub cache layout: ``<cache>/models--org--name/snapshots/<rev>/``
+    holds symbolic links to ``<cache>/models--org--name/blobs/<hash>``, made by the hub
+    client for every downloaded file. A link into the same repository's blobs is that
+    layout, not an escape."""
+    parts = base.split(os.sep)
+    if "snapshots" not in parts:
+        return False
+    at = len(parts) - 1 - parts[::-1].index("snapshots")
+    repo = os.sep.join(parts[:at])
+    return os.path.basename(repo).startswith(("models--", "datasets--", "spaces--")) and \
+        os.path.dirname(target) == os.path.join(repo, "blobs")
 
 
 def _file_kind(target: str) -> str | None:
