@@ -79,6 +79,8 @@ class _State:
     custom: dict[tuple[str, str], int] = field(default_factory=dict)
     functions: list[OnnxFunction] = field(default_factory=list)
     ranges: RangeBook = field(default_factory=RangeBook)
+    #: Bytes of free text (metadata, doc_strings, string attributes) judged per model.
+    text_budget: int = 16 << 20
     model_path: str | None = None
 
     def allow(self, kind: str) -> bool:
@@ -110,7 +112,8 @@ class OnnxScanner:
                 elif isinstance(rec, OnnxFunction):
                     if len(state.functions) < 100_000:
                         state.functions.append(rec)
-                elif isinstance(rec, OnnxText):
+                elif isinstance(rec, OnnxText) and state.text_budget > 0:
+                    state.text_budget -= len(rec.data)
                     found = text_finding(rec)
                     if found is not None and state.allow("text"):
                         yield found
