@@ -148,6 +148,16 @@ def test_payload_transforms_are_undone(payload: str, transform: str) -> None:
 _BEYOND_REACH = {("zip", "xor16"), ("python", "xor4"), ("python", "xor8"), ("python", "xor16")}
 
 
+@pytest.mark.parametrize("payload", ["pickle", "elf", "zip", "python"])
+@pytest.mark.parametrize("start", [1000, 9001])
+def test_payload_written_from_a_later_element(payload: str, start: int) -> None:
+    raw = cover("F32", seed=start)
+    raw[start:] = embed(raw[start:], zlib.compress(PAYLOADS[payload])
+                        if payload == "python" else PAYLOADS[payload], 1, False)
+    found = verdict(raw, "F32")
+    assert found is not None and found.bits == 1 and "at byte" in found.detail, found
+
+
 def _clean_twins() -> list[tuple[str, str, np.ndarray]]:
     """200 clean tensors: dtypes x sizes x scales x seeds, plus structured covers."""
     out = []

@@ -6,7 +6,8 @@ Two tests per window of raw little-endian weight bits:
   bits of int8/uint8 weights): the low k bits of consecutive elements, reassembled into
   bytes (both bit orders), start with a recognisable file (zip, ELF, PE, pickle, Python
   source ...) at byte 0, 4 or 8 (after a length prefix), also once decompressed or
-  XOR-ed with a key derived from the data (parsers/lsb_payload);
+  XOR-ed with a key derived from the data, or hold one further into the sampled stream
+  (parsers/lsb_payload);
 * planes: bytes reassembled from the low k bits are compared with bytes reassembled the
   same way from the k bits right above them (256-bin chi-square, as a z-score). Trained,
   randomly initialised and cast weights have low bits that are as random as the bits
@@ -24,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hexscan.parsers.lsb_payload import SAMPLE, SKIPS, payload_at_start
+from hexscan.parsers.lsb_payload import SAMPLE, SKIPS, payload_at_start, payload_inside
 
 #: (bytes per element, mantissa bits) of the dtypes tested; the integer types count their
 #: value bits, and only the header test applies to them.
@@ -98,15 +99,21 @@ def header_verdict(raw: Any, dtype: str, np: Any) -> LsbVerdict | None:
     room = mant - 2 if dtype in FLOATS else mant - 1
     needed = (SAMPLE + max(SKIPS)) * 8
     streams = []
+    shifted = []  # the same bits starting 1.. elements later: a payload need not align
     for k in HEADER_BITS:
         if k > room:
             break
-        low = raw[:(needed + k - 1) // k] & ((1 << k) - 1)
-        streams += [(k, little, _bytes_from_bits(low, k, np, little).tobytes())
-                    for little in (False, True)]
-    for xor in (False, True):
-        for k, little, stream in streams:
-            found = payload_at_start(stream, xor)
+        low = raw[:(needed + k - 1) // k + 8] & ((1 << k) - 1)
+        for little in (False, True):
+            streams.append((k, little, _bytes_from_bits(low, k, np, little).tobytes()))
+            shifted += [(k, little, _bytes_from_bits(low[phase:], k, np, little).tobytes())
+                        for phase in range(1, 8 // math.gcd(8, k))]
+    searches = ((streams, lambda stream: payload_at_start(stream)),
+                (streams + shifted, payload_inside),
+                (streams, lambda stream: payload_at_start(stream, xor=True)))
+    for candidates, search in searches:
+        for k, little, stream in candidates:
+            found = search(stream)
             if found is not None:
                 return LsbVerdict("header", k, f"{found} in the low-{k}-bit stream "
                                   f"({'LSB' if little else 'MSB'}-first)")

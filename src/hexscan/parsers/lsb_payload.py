@@ -241,6 +241,28 @@ def _periodic(data: bytes, period: int, share: float = 0.995, window: int = 1024
     return same >= share * n
 
 
+#: Signatures searched for anywhere in a stream's sample (a payload after a header of its
+#: own, or written from a later element): long enough, or validated strongly enough, that
+#: a chance match is rejected.
+_ANYWHERE = (b"\x80\x02c", b"\x80\x03c", b"\x80\x04\x95", b"\x80\x05\x95", b"PK\x03\x04",
+             b"\x7fELF", b"MZ", b"\x1f\x8b\x08", b"BZh91AY&SY", b"\xfd7zXZ\x00",
+             b"\x78\x9c", b"\x78\xda", b"#!/", b"import ")
+
+
+def payload_inside(stream: bytes) -> str | None:
+    """A validated payload starting anywhere in the first SAMPLE bytes of ``stream``."""
+    for magic in _ANYWHERE:
+        pos = stream.find(magic, 1, SAMPLE)
+        hits = 0
+        while pos != -1 and hits < 16:
+            hits += 1
+            found = _plain(stream[pos:pos + SAMPLE])
+            if found is not None:
+                return f"{found} at byte {pos}"
+            pos = stream.find(magic, pos + 1, SAMPLE)
+    return None
+
+
 def payload_at_start(stream: bytes, xor: bool = False) -> str | None:
     """The payload hidden at the start of ``stream`` (or after a length prefix), if any:
     as it is or compressed, or with ``xor`` only once XOR-ed with a derived key (callers
