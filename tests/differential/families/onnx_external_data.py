@@ -5,7 +5,8 @@ secret file (``HEX-ONNX-SECRET`` repeated) one directory above the model. The lo
 ``onnx`` (onnx.load) and ``onnxruntime`` (an InferenceSession that outputs the initializer)
 fire when the secret reaches a tensor. Spellings: absolute paths, '..' in POSIX and Windows
 forms, symbolic links to the file and to a directory, hard links (at the top, in a
-sub-directory, with offsets, through './' and '//'), and ranges past the end of a file,
+sub-directory, with offsets, through './' and '//', as a Constant node's value), and
+ranges past the end of a file,
 negative or beyond 64 bits. onnx 1.23 refuses all of them; onnxruntime 1.31 follows the hard
 links. Benign twins are written by onnx.save_model with save_as_external_data.
 """
@@ -28,11 +29,15 @@ LOADERS = ("onnx", "onnxruntime")
 
 
 def _model(tensors: list[TensorProto]) -> onnx.ModelProto:
-    """A graph with no inputs whose outputs are its initializers (what a session returns)."""
-    nodes = [helper.make_node("Identity", [t.name], [f"out_{t.name}"]) for t in tensors]
+    """A graph with no inputs whose outputs are its tensors (what a session returns):
+    initializers, or the values of Constant nodes for tensors named ``const*``."""
+    nodes = [helper.make_node("Constant", [], [f"out_{t.name}"], value=t)
+             if t.name.startswith("const") else
+             helper.make_node("Identity", [t.name], [f"out_{t.name}"]) for t in tensors]
     outputs = [helper.make_tensor_value_info(f"out_{t.name}", t.data_type, list(t.dims))
                for t in tensors]
-    graph = helper.make_graph(nodes, "g", [], outputs, initializer=tensors)
+    graph = helper.make_graph(nodes, "g", [], outputs,
+                              initializer=[t for t in tensors if not t.name.startswith("const")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -78,6 +83,9 @@ def _cases(name_dir: str) -> Iterator[tuple[str, list[TensorProto], tuple[Extra,
         secret, Extra("sub/w.bin", link_to=s, hard=True))
     yield "hardlink_double_slash", [_external("w", "sub//w.bin")], (
         secret, Extra("sub/w.bin", link_to=s, hard=True))
+    yield "hardlink_constant_attribute", [_external("const_w", "w.bin")], (secret, hard)
+    yield "symlink_constant_attribute", [_external("const_w", "w.bin")], (
+        secret, Extra("w.bin", link_to=s))
     yield "hardlink_two_tensors", [_external("a", "w.bin", 0, 32),
                                    _external("b", "w.bin", 32, 32)], (secret, hard)
     yield "past_end", [_external("w", "w.bin", 0, 4 * len(SECRET))], (
