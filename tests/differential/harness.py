@@ -79,6 +79,31 @@ LOADERS: dict[str, str] = {
         "def load(p):\n    with open(p, encoding='utf-8') as f:\n"
         "        ImmutableSandboxedEnvironment().from_string(f.read()).render(**CHAT)\n"
     ),
+    "onnx": (  # onnx.load reads external data; a variant fires when a secret reaches a tensor
+        "import pathlib, onnx\n"
+        "def load(p):\n    m = onnx.load(p)\n"
+        "    tensors = list(m.graph.initializer)\n"
+        "    tensors += [a.t for n in m.graph.node for a in n.attribute]\n"
+        "    if any(b'HEX-ONNX-SECRET' in t.raw_data for t in tensors):\n"
+        "        q = pathlib.Path(p).resolve()\n"
+        "        (q.parents[3] / 'canaries' / f'{q.parents[1].name}__{q.parent.name}').touch()\n"
+    ),
+    "onnxruntime": (  # a session built and run: the outputs show what the initializers hold
+        "import pathlib, onnxruntime\n"
+        "def load(p):\n"
+        "    s = onnxruntime.InferenceSession(p, providers=['CPUExecutionProvider'])\n"
+        "    if any(b'HEX-ONNX-SECRET' in o.tobytes() for o in s.run(None, {})):\n"
+        "        q = pathlib.Path(p).resolve()\n"
+        "        (q.parents[3] / 'canaries' / f'{q.parents[1].name}__{q.parent.name}').touch()\n"
+    ),
+    "torch-package": (  # the first pickle resource of the archive, as PackageImporter loads it
+        "import torch.package, zipfile\n"
+        "def load(p):\n"
+        "    names = zipfile.ZipFile(p).namelist()\n"
+        "    res = next(n for n in names if n.endswith('.pkl') and '/.data/' not in n)\n"
+        "    pkg, _, name = res.partition('/')[2].rpartition('/')\n"
+        "    torch.package.PackageImporter(p).load_pickle(pkg.replace('/', '.'), name)\n"
+    ),
     "keras": (
         "import os\nos.environ.setdefault('KERAS_BACKEND', 'torch')\nimport keras\n"
         "def load(p):\n    m = keras.models.load_model(p, safe_mode=False, compile=False)\n"
@@ -104,6 +129,21 @@ for i, p in enumerate(sys.argv[1:]):
 
 
 @dataclass(frozen=True)
+class Extra:
+    """A file or link written beside a variant before it is loaded.
+
+    ``path`` is relative to the variant's directory and may climb with '..' (a secret the
+    variant should not be able to reach lives outside it). ``link_to``, relative to the
+    variant's directory too, makes ``path`` a symbolic link (or a hard link with ``hard``).
+    """
+
+    path: str
+    data: bytes = b""
+    link_to: str | None = None
+    hard: bool = False
+
+
+@dataclass(frozen=True)
 class Variant:
     """One file to load and to scan."""
 
@@ -119,6 +159,8 @@ class Variant:
     companions: tuple[tuple[str, bytes], ...] = ()
     """Files the loader reads next to ``filename`` (joblib's old ``_01.npy`` arrays); hex
     scans the directory, so the variant's verdict is the worst over all of its files."""
+    extras: tuple[Extra, ...] = ()
+    """Files the variant needs beside it (external data, a secret, links), written first."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +277,8 @@ def run_families(families: Iterable[Family], workdir: Path,
     for v in variants:
         path = _variant_path(root, v)
         path.parent.mkdir(parents=True, exist_ok=True)
+        for extra in v.extras:
+            _write_extra(path.parent, extra)
         path.write_bytes(v.data)
         for name, data in v.companions:
             (path.parent / name).write_bytes(data)
@@ -257,6 +301,17 @@ def run_families(families: Iterable[Family], workdir: Path,
         outcomes.append(Outcome(v, fired, loaded[i], severity,
                                 tuple(e for p in paths for e in errors.get(p, ()))))
     return outcomes
+
+
+def _write_extra(directory: Path, extra: Extra) -> None:
+    target = directory / extra.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if extra.link_to is None:
+        target.write_bytes(extra.data)
+    elif extra.hard:
+        os.link((directory / extra.link_to).resolve(), target)
+    else:
+        target.symlink_to((directory / extra.link_to).resolve())
 
 
 def summarise(outcomes: Iterable[Outcome]) -> dict[str, dict[str, int]]:

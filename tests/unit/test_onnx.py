@@ -183,7 +183,7 @@ def test_symlink_inside_the_directory_is_fine(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- HEX-ONX-002/003/004
 
 
-def test_python_op_is_high_and_names_the_code(tmp_path: Path) -> None:
+def test_python_op_is_critical_and_names_the_code(tmp_path: Path) -> None:
     model = benign_model()
     model.graph.node.append(helper.make_node(
         "PyOp", ["y"], ["z"], name="py", domain="com.microsoft", module="hex_harmless",
@@ -193,11 +193,11 @@ def test_python_op_is_high_and_names_the_code(tmp_path: Path) -> None:
         func_name="hex_harmless.Fn"))
     result = scan_file(_save(model, tmp_path / "py.onnx"))
     hits = [f for f in result.findings if f.rule.id == "HEX-ONX-002"]
-    assert len(hits) == 2 and all(f.effective_severity is Severity.HIGH for f in hits)
+    assert len(hits) == 2 and all(f.effective_severity is Severity.CRITICAL for f in hits)
     assert hits[0].evidence["python"]["module"] == "hex_harmless"
 
 
-def test_custom_domain_op_is_low_and_counted(tmp_path: Path) -> None:
+def test_custom_domain_op_is_medium_and_counted(tmp_path: Path) -> None:
     model = benign_model()
     for i in range(3):
         model.graph.node.append(helper.make_node("Frobnicate", ["y"], [f"f{i}"],
@@ -208,8 +208,9 @@ def test_custom_domain_op_is_low_and_counted(tmp_path: Path) -> None:
     hits = {f.evidence["op_type"]: f for f in result.findings if f.rule.id == "HEX-ONX-003"}
     assert set(hits) == {"Frobnicate", "NotAContribOp"}
     assert hits["Frobnicate"].evidence["nodes"] == 3
-    assert all(f.effective_severity is Severity.LOW for f in hits.values())
-    assert not serious(result)
+    assert hits["Frobnicate"].effective_severity is Severity.MEDIUM
+    assert hits["NotAContribOp"].effective_severity is Severity.LOW
+    assert [f.rule.id for f in serious(result)] == ["HEX-ONX-003"]
 
 
 def test_function_shadowing_a_standard_op_is_medium(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
 """Statistics of the low mantissa bits of float weights (payloads hidden in LSBs).
 
-Two tests per window of raw little-endian float bits, for k = 1, 2, 4 (and 8 for float32)
-low bits per element:
+Two tests per window of raw little-endian weight bits:
 
-* header: the low k bits of consecutive elements, reassembled into bytes (both bit
-  orders), start with a recognisable file (zip, ELF, PE, pickle, ...) at byte 0, 4 or 8
-  (after a length prefix);
+* header, for every k = 1..8 low bits that the dtype's mantissa can spare (and the low
+  bits of int8/uint8 weights): the low k bits of consecutive elements, reassembled into
+  bytes (both bit orders), start with a recognisable file (zip, ELF, PE, pickle, Python
+  source ...) at byte 0, 4 or 8 (after a length prefix), also once decompressed or
+  XOR-ed with a key derived from the data, or hold one further into the sampled stream
+  (parsers/lsb_payload);
 * planes: bytes reassembled from the low k bits are compared with bytes reassembled the
   same way from the k bits right above them (256-bin chi-square, as a z-score). Trained,
   randomly initialised and cast weights have low bits that are as random as the bits
@@ -23,10 +25,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hexscan.parsers.sniff import code_kind
+from hexscan.parsers.lsb_payload import SAMPLE, SKIPS, payload_at_start, payload_inside
 
-#: (bytes per element, mantissa bits) of the dtypes tested.
-DTYPES = {"F32": (4, 23), "F16": (2, 10), "BF16": (2, 7)}
+#: (bytes per element, mantissa bits) of the dtypes tested; the integer types count their
+#: value bits, and only the header test applies to them.
+DTYPES = {"F32": (4, 23), "F16": (2, 10), "BF16": (2, 7), "I8": (1, 8), "U8": (1, 8)}
+FLOATS = frozenset({"F32", "F16", "BF16"})
+#: Low bits tried per element by the header test.
+HEADER_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 def numpy_or_none() -> Any:
@@ -84,20 +90,33 @@ def _bytes_from_bits(values: Any, k: int, np: Any, little: bool) -> Any:
 
 
 def header_verdict(raw: Any, dtype: str, np: Any) -> LsbVerdict | None:
-    """A recognisable file in the low bits at the start of the tensor."""
-    size, mant = DTYPES[dtype]
-    values = raw[:8192]
-    for k in (1, 2, 3, 4, 8):
-        if k > mant - 2:
+    """A recognisable file in the low bits at the start of the tensor.
+
+    A float keeps at least two mantissa bits above the ones tried, and an int8 weight at
+    least one value bit: hiding data in all of them would leave no weight.
+    """
+    _, mant = DTYPES[dtype]
+    room = mant - 2 if dtype in FLOATS else mant - 1
+    needed = (SAMPLE + max(SKIPS)) * 8
+    streams = []
+    shifted = []  # the same bits starting 1.. elements later: a payload need not align
+    for k in HEADER_BITS:
+        if k > room:
             break
-        low = values & ((1 << k) - 1)
+        low = raw[:(needed + k - 1) // k + 8] & ((1 << k) - 1)
         for little in (False, True):
-            stream = _bytes_from_bits(low, k, np, little).tobytes()
-            for skip in (0, 4, 8):
-                kind = code_kind(stream[skip:skip + 1024])
-                if kind and kind not in ("gzip stream", "bzip2 stream"):
-                    return LsbVerdict("header", k, f"{kind} at byte {skip} of the low-{k}-bit "
-                                      f"stream ({'LSB' if little else 'MSB'}-first)")
+            streams.append((k, little, _bytes_from_bits(low, k, np, little).tobytes()))
+            shifted += [(k, little, _bytes_from_bits(low[phase:], k, np, little).tobytes())
+                        for phase in range(1, 8 // math.gcd(8, k))]
+    searches = ((streams, lambda stream: payload_at_start(stream)),
+                (streams + shifted, payload_inside),
+                (streams, lambda stream: payload_at_start(stream, xor=True)))
+    for candidates, search in searches:
+        for k, little, stream in candidates:
+            found = search(stream)
+            if found is not None:
+                return LsbVerdict("header", k, f"{found} in the low-{k}-bit stream "
+                                  f"({'LSB' if little else 'MSB'}-first)")
     return None
 
 
@@ -159,7 +178,7 @@ def _z_seq(field: Any, k: int, np: Any) -> float:
 def as_uints(data: bytes, dtype: str, np: Any) -> Any:
     size, _ = DTYPES[dtype]
     usable = len(data) - len(data) % size
-    return np.frombuffer(data[:usable], dtype="<u4" if size == 4 else "<u2")
+    return np.frombuffer(data[:usable], dtype={4: "<u4", 2: "<u2", 1: "u1"}[size])
 
 
 def plausible_floats(data: bytes, dtype: str, np: Any) -> float:

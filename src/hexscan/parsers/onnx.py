@@ -19,41 +19,29 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from hexscan.parsers.onnx_tensor import DTYPE_BITS, OnnxTensor, rescoped, sparse, tensor
 from hexscan.parsers.pbstream import (
-    FIXED32,
-    FIXED64,
     LEN,
     VARINT,
     ProtoStream,
     StreamField,
     WireError,
-    packed_varints,
     signed64,
     text,
 )
 
+__all__ = ["DTYPE_BITS", "ModelInfo", "OnnxFunction", "OnnxNode", "OnnxRecord", "OnnxTensor",
+           "OnnxText", "iter_onnx"]
+
 #: Longest name/domain/op string kept (longer ones are cut, and marked).
 _NAME_CAP = 4096
-#: Longest external-data value kept.
-_VALUE_CAP = 64 * 1024
-#: Most dims read per tensor (ONNX has no rank limit; a million dims is an attack).
-_MAX_DIMS = 1024
+#: Longest free-text value (doc_string, metadata_props, string attribute) kept as text.
+TEXT_CAP = 64 * 1024
+#: Most metadata_props entries read per message.
+_MAX_PROPS = 4096
 #: Longest string attribute value kept, and how many are kept per node.
 _ATTR_CAP = 1024
 _MAX_STRING_ATTRS = 32
-#: Most external-data entries kept per tensor.
-_MAX_EXTERNAL = 64
-
-#: TensorProto.DataType -> bits per element (None: variable size, e.g. STRING).
-DTYPE_BITS: dict[int, int | None] = {
-    1: 32, 2: 8, 3: 8, 4: 16, 5: 16, 6: 32, 7: 64, 8: None, 9: 8, 10: 16, 11: 64, 12: 32,
-    13: 64, 14: 64, 15: 128, 16: 16, 17: 8, 18: 8, 19: 8, 20: 8, 21: 4, 22: 4, 23: 4, 24: 8,
-    25: 2, 26: 2, 27: 6, 28: 6,
-}
-
-#: Typed-data fields of TensorProto -> bytes per element when packed (varints: None).
-_TYPED_FIELDS: dict[int, int | None] = {4: 4, 5: None, 6: None, 7: None, 10: 8, 11: None}
-
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -78,27 +66,6 @@ class OnnxNode:
 
 
 @dataclass(frozen=True, slots=True)
-class OnnxTensor:
-    """One TensorProto, with payload sizes instead of payloads.
-
-    ``dims`` as stored (int64, possibly negative); ``raw_length`` the raw_data length or
-    None; ``typed`` (field number, payload bytes or element count) of the typed fields;
-    ``external`` the external_data key/value pairs; ``data_location`` 1 = EXTERNAL.
-    """
-
-    scope: str
-    name: str
-    data_type: int
-    dims: tuple[int, ...]
-    dims_truncated: bool
-    raw_length: int | None
-    typed: tuple[tuple[int, int, bool], ...]
-    external: tuple[tuple[str, str], ...]
-    data_location: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
 class OnnxFunction:
     """A model-local FunctionProto (domain, name); its nodes are yielded separately."""
 
@@ -107,7 +74,19 @@ class OnnxFunction:
     offset: int
 
 
-OnnxRecord = ModelInfo | OnnxNode | OnnxTensor | OnnxFunction
+@dataclass(frozen=True, slots=True)
+class OnnxText:
+    """Free text the model carries: a doc_string, a metadata_props value or a string
+    attribute (``where`` names which), as raw bytes cut at TEXT_CAP (``cut``)."""
+
+    scope: str
+    where: str
+    data: bytes
+    cut: bool
+    offset: int
+
+
+OnnxRecord = ModelInfo | OnnxNode | OnnxTensor | OnnxFunction | OnnxText
 
 
 @dataclass
@@ -141,6 +120,8 @@ def iter_onnx(stream: BinaryIO, size: int | None) -> Iterator[OnnxRecord]:
             yield from _training_info(ps, f.end)
         elif f.number == 25 and f.wire_type == LEN:
             yield from _function(ps, f.end)
+        elif f.number in (6, 14) and f.wire_type == LEN:
+            yield from _free_text(ps, f, "model", 6, 14)
         else:
             _check_wire(f, {1: VARINT, 5: VARINT, 4: LEN, 6: LEN, 14: LEN})
     if not seen:
@@ -161,6 +142,23 @@ def _string(ps: ProtoStream, f: StreamField, cap: int = _NAME_CAP) -> str:
     return text(data) + ("..." if cut else "")
 
 
+def _free_text(ps: ProtoStream, f: StreamField, scope: str, doc: int,
+               props: int) -> Iterator[OnnxText]:
+    """A doc_string (field ``doc``) or one metadata_props entry (field ``props``)."""
+    if f.number == doc:
+        data, cut = ps.read_capped(f, TEXT_CAP)
+        yield OnnxText(scope, "doc_string", data, cut, f.start)
+        return
+    key = ""
+    for e in ps.fields(f.end):
+        if e.number == 1 and e.wire_type == LEN:
+            key = _string(ps, e)
+        elif e.number == 2 and e.wire_type == LEN:
+            data, cut = ps.read_capped(e, TEXT_CAP)
+            yield OnnxText(scope, f"metadata_props[{key!r}]" if key else "metadata_props",
+                           data, cut, e.start)
+
+
 def _opset(ps: ProtoStream, end: int) -> tuple[str, int]:
     domain, version = "", 0
     for f in ps.fields(end):
@@ -175,12 +173,14 @@ def _graph(ps: ProtoStream, end: int, scope: str) -> Iterator[OnnxRecord]:
     for f in ps.fields(end):
         if f.wire_type != LEN:
             continue
-        if f.number == 1:
+        if f.number in (10, 16):
+            yield from _free_text(ps, f, scope, 10, 16)
+        elif f.number == 1:
             yield from _node(ps, f, scope)
         elif f.number == 5:
-            yield _tensor(ps, f, scope)
+            yield tensor(ps, f, scope)
         elif f.number == 15:
-            yield from _sparse(ps, f.end, scope)
+            yield from sparse(ps, f.end, scope)
 
 
 def _training_info(ps: ProtoStream, end: int) -> Iterator[OnnxRecord]:
@@ -200,6 +200,8 @@ def _function(ps: ProtoStream, end: int) -> Iterator[OnnxRecord]:
             name = _string(ps, f)
         elif f.number == 10 and f.wire_type == LEN:
             domain = _string(ps, f)
+        elif f.number in (8, 14) and f.wire_type == LEN:
+            nodes.extend(_free_text(ps, f, "function", 8, 14))
         elif f.number == 7 and f.wire_type == LEN:
             nodes.extend(_node(ps, f, "function"))
             if len(nodes) > 1_000_000:
@@ -210,14 +212,11 @@ def _function(ps: ProtoStream, end: int) -> Iterator[OnnxRecord]:
         if isinstance(rec, OnnxNode):
             yield OnnxNode(label, rec.name, rec.op_type, rec.domain, rec.offset, rec.strings)
         elif isinstance(rec, OnnxTensor):
-            yield _rescoped(rec, label)
+            yield rescoped(rec, label)
+        elif isinstance(rec, OnnxText):
+            yield OnnxText(label, rec.where, rec.data, rec.cut, rec.offset)
         else:
             yield rec
-
-
-def _rescoped(t: OnnxTensor, scope: str) -> OnnxTensor:
-    return OnnxTensor(scope, t.name, t.data_type, t.dims, t.dims_truncated, t.raw_length,
-                      t.typed, t.external, t.data_location, t.offset)
 
 
 def _node(ps: ProtoStream, nf: StreamField, scope: str) -> Iterator[OnnxRecord]:
@@ -238,6 +237,8 @@ def _node(ps: ProtoStream, nf: StreamField, scope: str) -> Iterator[OnnxRecord]:
             inner.extend(records)
             if string is not None and len(strings) < _MAX_STRING_ATTRS:
                 strings.append(string)
+        elif f.number in (6, 9):
+            inner.extend(_free_text(ps, f, "node", 6, 9))
     node = OnnxNode(scope, name, op_type, domain, nf.start, tuple(strings))
     yield node
     for rec in inner:
@@ -259,7 +260,9 @@ def _scoped(rec: OnnxRecord, scope_of: Callable[[str], str]) -> OnnxRecord:
         return OnnxNode(scope_of(rec.scope), rec.name, rec.op_type, rec.domain, rec.offset,
                         rec.strings)
     if isinstance(rec, OnnxTensor):
-        return _rescoped(rec, scope_of(rec.scope))
+        return rescoped(rec, scope_of(rec.scope))
+    if isinstance(rec, OnnxText):
+        return OnnxText(scope_of(rec.scope), rec.where, rec.data, rec.cut, rec.offset)
     return rec
 
 
@@ -273,23 +276,30 @@ def _attribute(ps: ProtoStream, end: int,
     out: list[OnnxRecord] = []
     attr_name = ""
     value: str | None = None
+    raw: list[tuple[str, bytes, bool, int]] = []
     for f in ps.fields(end):
         if f.wire_type != LEN:
             continue
         if f.number == 1:
             attr_name = _string(ps, f)
-        elif f.number == 4:
-            value = _string(ps, f, _ATTR_CAP)
+        elif f.number in (4, 9, 13) and len(raw) < _MAX_STRING_ATTRS:
+            data, cut = ps.read_capped(f, TEXT_CAP)
+            raw.append(({4: "s", 9: "strings", 13: "doc_string"}[f.number], data, cut, f.start))
+            if f.number == 4:
+                value = text(data[:_ATTR_CAP]) + ("..." if cut or len(data) > _ATTR_CAP
+                                                   else "")
         elif f.number in (5, 10):
-            out.append(_tensor(ps, f, "attribute"))
+            out.append(tensor(ps, f, "attribute"))
         elif f.number in (6, 11):
             out.extend(_graph(ps, f.end, "subgraph"))
         elif f.number in (22, 23):
-            out.extend(_sparse(ps, f.end, "attribute"))
+            out.extend(sparse(ps, f.end, "attribute"))
         if len(out) > 1_000_000:
             raise WireError("an attribute holds more than a million records")
     if attr_name:
         out = [_attr_scoped(rec, attr_name) for rec in out]
+    out.extend(OnnxText("node", f"attribute {attr_name or '?'} ({kind})", data, cut, at)
+               for kind, data, cut, at in raw)
     return out, (attr_name, value) if value is not None else None
 
 
@@ -298,78 +308,3 @@ def _attr_scoped(rec: OnnxRecord, attr: str) -> OnnxRecord:
     return _scoped(rec, lambda scope: f"{attr}:{scope}")
 
 
-def _sparse(ps: ProtoStream, end: int, scope: str) -> Iterator[OnnxRecord]:
-    for f in ps.fields(end):
-        if f.number in (1, 2) and f.wire_type == LEN:
-            yield _tensor(ps, f, f"{scope}.sparse.{'values' if f.number == 1 else 'indices'}")
-
-
-def _tensor(ps: ProtoStream, tf: StreamField, scope: str) -> OnnxTensor:
-    name = ""
-    data_type = 0
-    dims: list[int] = []
-    dims_cut = False
-    raw_length: int | None = None
-    typed: dict[int, list[int]] = {}
-    external: list[tuple[str, str]] = []
-    location = 0
-    for f in ps.fields(tf.end):
-        n, w = f.number, f.wire_type
-        if n == 1:
-            dims_cut = _dims(ps, f, dims) or dims_cut
-        elif n == 2 and w == VARINT:
-            data_type = signed64(f.value)
-        elif n == 8 and w == LEN:
-            name = _string(ps, f)
-        elif n == 9 and w == LEN:
-            raw_length = f.length  # the payload is skipped, never read
-        elif n == 13 and w == LEN and len(external) < _MAX_EXTERNAL:
-            external.append(_entry(ps, f.end))
-        elif n == 14 and w == VARINT:
-            location = signed64(f.value)
-        elif n in _TYPED_FIELDS:
-            _typed(f, typed)
-    return OnnxTensor(scope, name, data_type, tuple(dims), dims_cut, raw_length,
-                      tuple((k, v[0], bool(v[1])) for k, v in sorted(typed.items())),
-                      tuple(external), location, tf.start)
-
-
-def _dims(ps: ProtoStream, f: StreamField, dims: list[int]) -> bool:
-    """Add dims from an unpacked varint or a packed run; True when some were dropped."""
-    if f.wire_type == VARINT:
-        if len(dims) < _MAX_DIMS:
-            dims.append(signed64(f.value))
-            return False
-        return True
-    if f.wire_type == LEN:
-        data, cut = ps.read_capped(f, _MAX_DIMS * 10)
-        try:
-            values = packed_varints(data)
-        except WireError:
-            if not cut:
-                raise
-            values = []
-        room = _MAX_DIMS - len(dims)
-        dims.extend(signed64(v) for v in values[:room])
-        return cut or len(values) > room
-    raise WireError("dims has an unexpected wire type")
-
-
-def _typed(f: StreamField, typed: dict[int, list[int]]) -> None:
-    """Record the size of a typed-data field: [bytes or count, 1 if element count]."""
-    slot = typed.setdefault(f.number, [0, 0])
-    if f.wire_type == LEN:
-        slot[0] += f.length
-    elif f.wire_type in (VARINT, FIXED32, FIXED64):
-        slot[0] += 1
-        slot[1] = 1
-
-
-def _entry(ps: ProtoStream, end: int) -> tuple[str, str]:
-    key = value = ""
-    for f in ps.fields(end):
-        if f.number == 1 and f.wire_type == LEN:
-            key = _string(ps, f, _NAME_CAP)
-        elif f.number == 2 and f.wire_type == LEN:
-            value = _string(ps, f, _VALUE_CAP)
-    return key, value

@@ -34,15 +34,17 @@ PYTHON_OP = Rule(
     id="HEX-ONX-002",
     title="ONNX graph uses an operator that runs Python code",
     type="code_execution",
-    severity=Severity.HIGH,
+    severity=Severity.CRITICAL,
     cwe=("CWE-94",),
-    summary="A node is a Python operator (PyOp, PythonOp ...) naming Python code to import.",
+    summary="A node is a Python operator (PyOp, PythonOp, PyCustomOp ...) that runs Python.",
     doc=(
         "onnxruntime builds with language interop run a PyOp node by importing the module and "
         "class named in the node's attributes and calling its compute method; ORT training's "
         "PythonOp imports the autograd function named by func_name. The model file therefore "
         "chooses Python code that the runtime imports and executes, which is code execution "
-        "as soon as the session runs, not a tensor computation."
+        "as soon as the session runs, not a tensor computation. onnxruntime-extensions registers "
+        "Python functions as operators of the ai.onnx.contrib domain (PyCustomOp, onnx_op): "
+        "such a node runs whatever Python the loading program registered under that name."
     ),
     remediation=(
         "Do not run the model unless the named Python code is yours and reviewed. Export the "
@@ -55,7 +57,7 @@ CUSTOM_DOMAIN_OP = Rule(
     id="HEX-ONX-003",
     title="ONNX graph uses a custom-domain operator",
     type="untrusted_code_dependency",
-    severity=Severity.LOW,
+    severity=Severity.MEDIUM,
     cwe=("CWE-829",),
     summary="A node's operator is outside the ONNX standard and onnxruntime's contrib set.",
     doc=(
@@ -114,4 +116,51 @@ IMPLAUSIBLE_TENSOR = Rule(
         "onnx.checker.check_model."
     ),
     references=("https://onnx.ai/onnx/repo-docs/IR.html#tensor-definition",),
+)
+
+EXTERNAL_DATA_RANGE = Rule(
+    id="HEX-ONX-006",
+    title="ONNX external data range runs outside its file",
+    type="out_of_bounds_read",
+    severity=Severity.HIGH,
+    cwe=("CWE-125", "CWE-190"),
+    summary="An external_data offset or length is negative, overflows, or passes the file's end.",
+    doc=(
+        "A tensor kept in external data names a byte range of its file with the 'offset' and "
+        "'length' keys. A range that starts or ends past the end of the file, a negative "
+        "offset or length, or a value beyond 64 bits is never written by onnx's "
+        "save_as_external_data: loaders without bounds checks read past the file (memory "
+        "safety bugs, information disclosure from a mapped region), and runtimes that "
+        "parse the numbers differently read different bytes than a reviewer sees. Ranges "
+        "of two tensors that overlap, or a range inside the model file itself, make one "
+        "set of bytes serve as several tensors (MEDIUM). hex checks the range against the "
+        "size of the file on disk, without reading it."
+    ),
+    remediation=(
+        "Do not load the model. Re-export it with onnx's save_as_external_data, which writes "
+        "each tensor's range within its file."
+    ),
+    references=_ONNX_REFS,
+)
+
+CODE_IN_METADATA = Rule(
+    id="HEX-ONX-007",
+    title="ONNX metadata or attribute carries code",
+    type="code_in_metadata",
+    severity=Severity.HIGH,
+    cwe=("CWE-94", "CWE-506"),
+    summary="A metadata_props value, doc_string or string attribute holds code or a payload.",
+    doc=(
+        "ONNX models carry free text: metadata_props, doc_string of the model, graph and "
+        "nodes, and string attributes of nodes. Runtimes do not execute it, but serving "
+        "code and post-processing scripts read it back (a pre-processing recipe, a label "
+        "map, a base64 blob), and a pickle, Python source, a shell command or an "
+        "executable stored there is a payload waiting for that reader. Ordinary metadata is "
+        "short readable text."
+    ),
+    remediation=(
+        "Do not pass the model's metadata to pickle, eval, exec or a shell. Remove the value "
+        "or re-export the model without it."
+    ),
+    references=("https://onnx.ai/onnx/repo-docs/IR.html#metadata",),
 )

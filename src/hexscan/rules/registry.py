@@ -23,13 +23,14 @@ from hexscan.rules import (
     tensorflow,
     tfcheckpoint,
     tflite,
+    torchpackage,
 )
 from hexscan.rules._rule import Rule
 
 _FAMILIES: tuple[ModuleType, ...] = (format, archive, discover, pickle, tflite, coreml,
                                       caffe, darknet, payload, keras, tensorflow, onnx,
                                       safetensors, gguf, template, metadata, tfcheckpoint,
-                                      supply)
+                                      supply, torchpackage)
 
 
 def _collect(extra: tuple[Rule, ...] = ()) -> dict[str, Rule]:

@@ -4,7 +4,8 @@
 * data after a format's logical end (NPY, PNG, zip-based formats; safetensors and GGUF
   trailing data is reported by their own scanners);
 * long encoded or random blobs in JSON configs and safetensors metadata;
-* payloads in the low mantissa bits of float weights (safetensors, torch storages, NPY).
+* payloads in the low bits of float and int8 weights (safetensors, torch storages, NPY,
+  ONNX initializers), also compressed or XOR-ed.
 
 ``--skip entropy`` turns the whole family off. Every read is bounded (policy/payloads.toml).
 """
@@ -25,6 +26,7 @@ from hexscan.model.finding import Finding
 from hexscan.model.severity import Severity
 from hexscan.parsers import lsb, sniff
 from hexscan.parsers.numpy import parse_npy_header
+from hexscan.parsers.onnx import OnnxTensor, iter_onnx
 from hexscan.policy import lists
 from hexscan.rules import payload as rules
 from hexscan.rules._rule import Rule
@@ -227,7 +229,7 @@ def _lsb_findings(art: Artifact, fmt: Format, file_budget: _FileBudget
                   ) -> Iterator[Finding]:
     """Test the largest float tensors; the count is shared by a whole top-level file (a
     checkpoint stores each tensor as its own member)."""
-    if fmt not in (Format.SAFETENSORS, Format.TENSOR_DATA, Format.NUMPY) or \
+    if fmt not in (Format.SAFETENSORS, Format.TENSOR_DATA, Format.NUMPY, Format.ONNX) or \
             file_budget.tensors <= 0:
         return
     np = lsb.numpy_or_none()
@@ -238,7 +240,7 @@ def _lsb_findings(art: Artifact, fmt: Format, file_budget: _FileBudget
         tensors = _float_tensors(art, fmt, np, int(policy["min_elements"]))
     except (ParseError, ValueError, struct.error, LimitExceeded):
         return
-    tensors.sort(key=lambda t: -t[3])
+    tensors.sort(key=lambda t: -t[3] * lsb.DTYPES[t[1]][0])
     for name, dtype, start, count in tensors[:file_budget.tensors]:
         file_budget.tensors -= 1
         verdict = _test_tensor(art, dtype, start, count, np, policy)
@@ -259,6 +261,8 @@ def _float_tensors(art: Artifact, fmt: Format, np: Any, minimum: int
     """(name, dtype, byte offset, element count) of the float tensors worth testing."""
     if fmt is Format.SAFETENSORS:
         return [t for t in _safetensors_tensors(art) if t[3] >= minimum]
+    if fmt is Format.ONNX:
+        return [t for t in _onnx_tensors(art) if t[3] >= minimum]
     if fmt is Format.NUMPY:
         header = parse_npy_header(art.head())
         dtype = {"<f4": "F32", "<f2": "F16"}.get(header.descr)
@@ -275,6 +279,23 @@ def _float_tensors(art: Artifact, fmt: Format, np: Any, minimum: int
                 lsb.plausible_floats(sample, dtype, np) >= 0.98:
             return [(art.name, dtype, 0, size // width)]
     return []
+
+
+#: ONNX TensorProto data types -> the dtypes the LSB test reads.
+_ONNX_DTYPES = {1: "F32", 10: "F16", 16: "BF16", 3: "I8", 2: "U8"}
+
+
+def _onnx_tensors(art: Artifact) -> list[tuple[str, str, int, int]]:
+    """Initializers whose raw_data sits in the model file (external data is its own file)."""
+    out: list[tuple[str, str, int, int]] = []
+    with art.open() as stream:
+        for rec in iter_onnx(stream, art.size):
+            if isinstance(rec, OnnxTensor) and rec.raw_start is not None and \
+                    rec.raw_length and rec.data_type in _ONNX_DTYPES:
+                dtype = _ONNX_DTYPES[rec.data_type]
+                out.append((rec.name, dtype, rec.raw_start,
+                            rec.raw_length // lsb.DTYPES[dtype][0]))
+    return out
 
 
 def _safetensors_tensors(art: Artifact) -> list[tuple[str, str, int, int]]:
@@ -317,6 +338,8 @@ def _test_tensor(art: Artifact, dtype: str, start: int, count: int, np: Any,
                 verdict = lsb.header_verdict(raw, dtype, np)
                 if verdict is not None:
                     return verdict
+            if dtype not in lsb.FLOATS:
+                continue
             verdict = lsb.plane_verdict(raw, dtype, np, float(policy["z_structured"]),
                                         float(policy["z_random"]),
                                         float(policy["constant_cover_share"]), first)

@@ -8,9 +8,7 @@ the model's directory on disk without opening the target.
 from __future__ import annotations
 
 import math
-import ntpath
 import os
-import posixpath
 import tomllib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -21,18 +19,27 @@ from typing import Any, ClassVar
 from hexscan.discover.artifact import Artifact
 from hexscan.formats.kinds import Format
 from hexscan.model.finding import Finding
+from hexscan.model.severity import Severity
 from hexscan.parsers.onnx import (
     DTYPE_BITS,
     ModelInfo,
     OnnxFunction,
     OnnxNode,
     OnnxTensor,
+    OnnxText,
     iter_onnx,
 )
 from hexscan.parsers.pbstream import malformed_as_parse_error
 from hexscan.rules import onnx as rules
 from hexscan.rules._rule import Rule
 from hexscan.scanners.base import KindQuota, ScanContext
+from hexscan.scanners.onnx_external import (
+    RangeBook,
+    external_target,
+    location_escape,
+    range_problems,
+)
+from hexscan.scanners.onnx_text import text_finding
 from hexscan.supply.inventory import framework_from_onnx
 
 #: Findings of one kind reported per file before the rest are only counted.
@@ -71,6 +78,10 @@ class _State:
     quota: KindQuota = field(default_factory=lambda: KindQuota(_MAX_PER_KIND))
     custom: dict[tuple[str, str], int] = field(default_factory=dict)
     functions: list[OnnxFunction] = field(default_factory=list)
+    ranges: RangeBook = field(default_factory=RangeBook)
+    #: Bytes of free text (metadata, doc_strings, string attributes) judged per model.
+    text_budget: int = 16 << 20
+    model_path: str | None = None
 
     def allow(self, kind: str) -> bool:
         return self.quota.allow(kind)
@@ -84,13 +95,14 @@ class OnnxScanner:
     formats: ClassVar[frozenset[Format] | None] = frozenset({Format.ONNX})
     rules: ClassVar[tuple[Rule, ...]] = (
         rules.EXTERNAL_DATA_ESCAPE, rules.PYTHON_OP, rules.CUSTOM_DOMAIN_OP,
-        rules.FUNCTION_SHADOWS_OP, rules.IMPLAUSIBLE_TENSOR,
+        rules.FUNCTION_SHADOWS_OP, rules.IMPLAUSIBLE_TENSOR, rules.EXTERNAL_DATA_RANGE,
+        rules.CODE_IN_METADATA,
     )
 
     def scan(self, artifact: Artifact, ctx: ScanContext) -> Iterator[Finding]:
         policy = load_policy()
-        state = _State()
         model_dir = _model_dir(artifact)
+        state = _State(model_path=artifact.file_path if model_dir else None)
         with artifact.open() as stream, malformed_as_parse_error("ONNX protobuf"):
             for rec in iter_onnx(stream, artifact.size):
                 if isinstance(rec, OnnxNode):
@@ -100,6 +112,11 @@ class OnnxScanner:
                 elif isinstance(rec, OnnxFunction):
                     if len(state.functions) < 100_000:
                         state.functions.append(rec)
+                elif isinstance(rec, OnnxText) and state.text_budget > 0:
+                    state.text_budget -= len(rec.data)
+                    found = text_finding(rec)
+                    if found is not None and state.allow("text"):
+                        yield found
                 elif isinstance(rec, ModelInfo):
                     _record_producer(rec, ctx)
         yield from _custom_ops(state)
@@ -143,12 +160,23 @@ def _node(node: OnnxNode, policy: OnnxPolicy, state: _State) -> Iterator[Finding
 
 
 def _custom_ops(state: _State) -> Iterator[Finding]:
-    for (domain, op), count in sorted(state.custom.items())[:_MAX_PER_KIND]:
+    """Operators no standard set defines and no model-local function implements.
+
+    A node calling a function of the model (same domain and name) runs that function's
+    nodes, which are checked on their own. An unknown com.microsoft operator makes
+    onnxruntime refuse the model (LOW); any other domain needs a library the loading
+    program registers, native or Python (MEDIUM).
+    """
+    local = {(fn.domain, fn.name) for fn in state.functions}
+    unresolved = [(key, count) for key, count in sorted(state.custom.items())
+                  if key not in local]
+    for (domain, op), count in unresolved[:_MAX_PER_KIND]:
         yield Finding(
             rules.CUSTOM_DOMAIN_OP,
             f"operator {op} of custom domain {domain!r} is used by {count} node(s); it needs "
             "a custom-operator library to run",
-            key=f"{domain}:{op}", evidence={"domain": domain, "op_type": op, "nodes": count})
+            key=f"{domain}:{op}", severity=Severity.LOW if domain == "com.microsoft" else None,
+            evidence={"domain": domain, "op_type": op, "nodes": count})
 
 
 def _shadowing(state: _State, policy: OnnxPolicy) -> Iterator[Finding]:
@@ -183,9 +211,26 @@ def _tensor(t: OnnxTensor, model_dir: str | None, state: _State) -> Iterator[Fin
                     key=f"{t.name}:{location}",
                     evidence={"tensor": t.name, "location": location, "reason": reason},
                     offset=t.offset)
+            yield from _ranges(t, ext, None if reason or model_dir is None else
+                               external_target(location, model_dir), label, state)
     problem = tensor_problem(t, ext)
     if problem and state.allow("implausible"):
         yield _implausible(t, f"{label}: {problem}", problem.split(":")[0])
+
+
+def _ranges(t: OnnxTensor, ext: dict[str, str], target: str | None, label: str,
+            state: _State) -> Iterator[Finding]:
+    """The external byte range against its file's size, and against other tensors."""
+    for problem in range_problems(ext, target, state.model_path, t.name, state.ranges):
+        if state.allow("range"):
+            yield Finding(
+                rules.EXTERNAL_DATA_RANGE, f"{label}: {problem.detail}",
+                key=f"{t.scope}:{t.name}:{problem.reason}",
+                severity=None if problem.high else Severity.MEDIUM,
+                evidence={"tensor": t.name, "location": ext.get("location"),
+                          "offset": ext.get("offset"), "length": ext.get("length"),
+                          "reason": problem.reason},
+                offset=t.offset)
 
 
 def _implausible(t: OnnxTensor, message: str, what: str) -> Finding:
@@ -193,33 +238,6 @@ def _implausible(t: OnnxTensor, message: str, what: str) -> Finding:
                    evidence={"tensor": t.name, "dims": list(t.dims[:16]),
                              "data_type": t.data_type, "raw_data_length": t.raw_length},
                    offset=t.offset)
-
-
-def location_escape(location: str, model_dir: str | None) -> str | None:
-    """Why an external-data location leaves the model directory, or None when it stays."""
-    if not location or "\x00" in location:
-        return "is empty or holds a NUL byte" if "\x00" in location else None
-    if location.startswith(("/", "\\")) or ntpath.splitdrive(location)[0] or \
-            posixpath.isabs(location):
-        return "is an absolute path"
-    if "://" in location or location.lower().startswith("file:"):
-        return "is a URL"
-    parts = location.replace("\\", "/").split("/")
-    if ".." in parts:
-        return "climbs out with '..'"
-    if parts[0].startswith("~"):
-        return "starts at a home directory"
-    if model_dir is None:
-        return None
-    base = os.path.realpath(model_dir)
-    target = os.path.realpath(os.path.join(base, *parts))
-    try:
-        inside = os.path.commonpath([base, target]) == base
-    except ValueError:
-        inside = False
-    if not inside:
-        return f"resolves (through a symbolic link) to {target}"
-    return None
 
 
 def _expected_bytes(t: OnnxTensor) -> int | None:
@@ -274,8 +292,7 @@ def _external_problem(ext: dict[str, str], expected: int) -> str | None:
     offset = ext.get("offset")
     if offset is not None:
         try:
-            if int(offset) < 0:
-                return f"external-offset: external_data offset {offset} is negative"
+            int(offset)
         except ValueError:
             return f"external-offset: external_data offset {offset!r} is not a number"
     return None

@@ -29,6 +29,7 @@ from hexscan.scanners.template import TemplateScanner
 from hexscan.scanners.tensorflow import TensorflowScanner
 from hexscan.scanners.tfcheckpoint import TFCheckpointScanner
 from hexscan.scanners.tflite import TFLiteScanner
+from hexscan.scanners.torchpackage import TorchPackageScanner
 from hexscan.scanners.torchscript import TorchScriptScanner
 
 BUILTIN: tuple[type[Scanner], ...] = (FormatScanner, PickleScanner, OnnxScanner,
@@ -37,7 +38,8 @@ BUILTIN: tuple[type[Scanner], ...] = (FormatScanner, PickleScanner, OnnxScanner,
                                       TorchScriptScanner, KerasScanner,
                                       SafetensorsScanner, GGUFScanner, TemplateScanner,
                                       MetadataScanner, TFCheckpointScanner,
-                                      ModelCardScanner, DependenciesScanner)
+                                      ModelCardScanner, DependenciesScanner,
+                                      TorchPackageScanner)
 
 
 def _plugin_classes(plugins: Iterable[str]) -> list[type[Scanner]]:
