@@ -28,7 +28,7 @@ from fixtures.realworld import (
 from hexscan.engine.walk import Task, WorkerSettings, scan_task
 from hexscan.formats.identify import HEAD_SIZE, TAIL_SIZE, Identification, identify
 from hexscan.formats.kinds import Format
-from hexscan.formats.probes import plain_data_pickle
+from hexscan.formats.pickle_probe import plain_data_pickle
 from hexscan.model.report import TaskResult
 from hexscan.model.severity import Severity
 from hexscan.scanners.registry import load_scanners

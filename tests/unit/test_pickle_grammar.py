@@ -23,7 +23,7 @@ import numpy
 import pytest
 from regression.pickle_asm import glob, sstr, ustr
 
-from hexscan.formats.probes import looks_like_pickle
+from hexscan.formats.pickle_probe import looks_like_pickle
 from hexscan.parsers.pickle_vm import PickleLimits, PickleView, analyze_pickle
 from hexscan.policy.pickle_policy import judge, load_policy
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from hexscan.formats import probes
+from hexscan.formats import pickle_probe, probes
 from hexscan.formats.kinds import TEXT, Format
 from hexscan.formats.signatures import (
     EXTENSIONS,
@@ -72,7 +72,7 @@ def identify(name: str, head: bytes, size: int, tail: bytes = b"",
     if content is None and parent in _TORCH_CONTAINERS and TORCH_STORAGE.match(name):
         content = Format.TENSOR_DATA
     if content is None and parent is Format.TAR and base in TORCH_LEGACY_TAR_MEMBERS and \
-            probes.starts_like_pickle(head):
+            pickle_probe.starts_like_pickle(head):
         content = Format.PICKLE  # a short record pickle of torch's legacy tar layout
     fmt = content or _by_name(base, head, expected)
     if content is None and parent in _TORCH_CONTAINERS and not base.endswith(".py"):
@@ -134,10 +134,10 @@ def _refine_magic(fmt: Format, head: bytes, base: str) -> Format:
 
 def _is_pickle(head: bytes, size: int, expected: frozenset[Format] | None) -> bool:
     """A pickle stream; a short broken one only under a name that a pickle loader reads."""
-    if probes.looks_like_pickle(head, complete=len(head) >= size):
+    if pickle_probe.looks_like_pickle(head, complete=len(head) >= size):
         return True
     return bool(_PICKLE_NAMES & (expected or frozenset())) and \
-        probes.looks_like_broken_pickle(head)
+        pickle_probe.looks_like_broken_pickle(head)
 
 
 def _refine_pickle(head: bytes, base: str) -> Format:

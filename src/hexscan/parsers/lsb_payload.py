@@ -23,7 +23,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from hexscan.formats import probes
+from hexscan.formats import pickle_probe
 from hexscan.parsers import sniff
 
 #: Bytes of a candidate examined, and most bytes a trial decompression may produce.
@@ -90,7 +90,7 @@ def validated_kind(data: bytes) -> str | None:
     if data[:1] == b"\x80" and len(data) > 2 and 2 <= data[1] <= 5:
         # A payload pickle imports something (GLOBAL / STACK_GLOBAL with identifier names)
         # and ends; random bytes after a forced magic rarely do both.
-        walk = probes.walk_pickle(data[:SAMPLE])
+        walk = pickle_probe.walk_pickle(data[:SAMPLE])
         if not walk.underflow and walk.imported and walk.names_ok and (
                 walk.stop is not None or walk.ops >= 64):
             return "pickle"

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hexscan.parsers.pickle_arrays import _JOBLIB_WRAPPERS, _dtype_itemsize, _shape_count
 from hexscan.parsers.pickle_calls import (
-    _JOBLIB_WRAPPERS,
     _as_args,
     _as_kwargs,
-    _dtype_itemsize,
     _root_ref,
-    _shape_count,
     _state_items,
 )
 from hexscan.parsers.pickle_folds import (

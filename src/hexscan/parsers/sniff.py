@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import struct
 
-from hexscan.formats import probes
+from hexscan.formats import pickle_probe, probes
 
 #: Where an executable may start inside a larger blob (validated by ``executable_at``).
 EXEC_STARTS = (b"\x7fELF", b"MZ", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf",
@@ -126,7 +126,7 @@ def code_kind(sample: bytes) -> str | None:
     if exe:
         return f"{exe} executable" if exe != "script" else "shell/interpreter script"
     if sample[:1] == b"\x80" and len(sample) > 2 and sample[1] <= 5:
-        walk = probes.walk_pickle(sample)
+        walk = pickle_probe.walk_pickle(sample)
         if not walk.underflow and (walk.ops >= 8 or walk.stop is not None):
             return "pickle"
     if sample[:1] in (b"\xe3", b"\x63") and len(sample) >= 16 and _marshal_code(sample):

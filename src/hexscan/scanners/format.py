@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from hexscan.discover.artifact import Artifact
-from hexscan.formats import probes
+from hexscan.formats import pickle_probe
 from hexscan.formats.identify import Identification
 from hexscan.formats.kinds import CODE_CAPABLE, DESERIALISES_CODE, Format
 from hexscan.model.finding import Finding
@@ -32,7 +32,7 @@ def _plain_data(artifact: Artifact, ident: Identification) -> bool:
         return False
     with artifact.open() as stream:
         data = stream.read(PLAIN_DATA_LIMIT + 1)
-    return len(data) <= PLAIN_DATA_LIMIT and probes.plain_data_pickle(data)
+    return len(data) <= PLAIN_DATA_LIMIT and pickle_probe.plain_data_pickle(data)
 
 
 class FormatScanner:
