@@ -114,8 +114,22 @@ def test_aliases_assignments_and_function_local_imports(tmp_path: Path) -> None:
 
             def join(a, b):
                 return osp.join(a, b)
+
+            def retrying(url):
+                from urllib.request import urlopen
+                return h.retry(3)(urlopen)(url)
+
+            def is_socket(x):
+                import socket
+                return isinstance(x, socket.socket)
             """,
-        "lib/helpers.py": "def evaluate(text):\n    return eval(text)\n",
+        "lib/helpers.py": """
+            def evaluate(text):
+                return eval(text)
+
+            def retry(n):
+                return lambda f: f
+            """,
     }
     cmap = _map(_build(tmp_path, files))
     assert _gadget(cmap, "lib.core.go") == (
@@ -126,6 +140,9 @@ def test_aliases_assignments_and_function_local_imports(tmp_path: Path) -> None:
         ("import",), ("lib.core.lazy", "importlib.import_module"))
     assert _gadget(cmap, "lib.core.lazy_fixed") is None  # literal arguments cannot be steered
     assert _gadget(cmap, "lib.core.join") is None
+    assert _gadget(cmap, "lib.core.retrying") == (
+        ("network",), ("lib.core.retrying", "urllib.request.urlopen"))  # passed as a callback
+    assert _gadget(cmap, "lib.core.is_socket") is None  # only inspected
 
 
 def test_shadowed_names_are_not_resolved(tmp_path: Path) -> None:

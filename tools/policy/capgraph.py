@@ -31,6 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BUILTIN_NAMES = frozenset(dir(builtins))
+_INSPECTING_BUILTINS = frozenset({
+    "isinstance", "issubclass", "hasattr", "getattr", "setattr", "callable", "id", "type",
+    "repr", "str", "print", "len", "bool", "super", "vars", "dir", "hash",
+})
+"""Builtins that look at their arguments without calling them."""
 _RESOLVE_BUDGET = 40
 """Alias hops one resolution may follow (re-export cycles end here)."""
 
@@ -197,8 +202,17 @@ class _Indexer:
                 shadowed.add(sub.id)
         shadowed -= set(local_imports)
         for sub in ast.walk(node):
-            if isinstance(sub, ast.Call):
-                site = self._site(sub, owner, selfname.arg if selfname else None,
+            if not isinstance(sub, ast.Call):
+                continue
+            # A function passed as an argument (``retry(...)(urlopen)``, ``map(eval, xs)``,
+            # ``pool.submit(os.system, cmd)``) is taken to be called by the callee.
+            inspects = isinstance(sub.func, ast.Name) and sub.func.id in _INSPECTING_BUILTINS
+            passed = [] if inspects else [
+                ast.Call(func=a, args=[], keywords=[])
+                for a in (*sub.args, *(k.value for k in sub.keywords))
+                if isinstance(a, ast.Name | ast.Attribute)]
+            for call in (sub, *passed):
+                site = self._site(call, owner, selfname.arg if selfname else None,
                                   local_imports, shadowed)
                 if site:
                     info.calls.append(site)
@@ -211,6 +225,9 @@ class _Indexer:
                 and isinstance(func.value.func, ast.Name) and func.value.func.id == "super"):
             return CallSite("super", f"{owner}:{func.attr}", (), constant)
         dotted = _dotted(func)
+        if (dotted is None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)
+                and (maker := _dotted(func.value.func))):
+            dotted = f"{maker}.{func.attr}"  # Maker(...).method(...): the class's method
         if not dotted:
             return None
         head, _, tail = dotted.partition(".")
@@ -387,6 +404,10 @@ class Graph:
         if info.kind == "class":
             methods = self.methods(name)
             found.update(f"def:{methods[m]}" for m in ("__init__", "__new__") if m in methods)
+            for base in info.bases:  # a subclass of a sink class (pickle.Unpickler) is one
+                resolved = self._value(base, [], _RESOLVE_BUDGET)
+                if resolved and resolved.startswith("sink:"):
+                    found.add(resolved)
         for site in info.calls:
             target = self._site_target(site)
             if target is None or (target.startswith("sink:") and site.constant_args):

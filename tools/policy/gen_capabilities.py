@@ -143,10 +143,20 @@ BARRIERS: dict[str, str] = {
     "ast.literal_eval": "evaluates literals only (ast.parse, then a tree walk)",
     "inspect._signature_fromstr": (
         "evaluates the __text_signature__ of builtins (fixed strings compiled into C modules)"),
+    "collections.namedtuple": (
+        "checks every field name is an identifier before it evaluates its fixed class template"),
+    "typing.ForwardRef.__init__": "compiles the annotation to check its syntax; runs nothing",
+    "sympy.core.sympify._sympify": (
+        "sympify(a, strict=True): strings are rejected before any parsing or evaluation"),
     "inspect._signature_from_callable": (
         "inspect.signature evaluates string annotations only with eval_str=True; library callers "
         "(parameter validation, keras archive helpers) use the default False"),
 }
+
+
+_TEST_SEGMENTS = frozenset({"tests", "test", "testing"})
+"""Test modules shipped inside packages are analysed (their helpers are on chains) but their
+own names are not exposed: they are noise in the data, and calling them is HIGH anyway."""
 
 
 def sink_matcher(sinks: Mapping[str, Iterable[str]]) -> tuple[dict[str, set[str]], object]:
@@ -218,6 +228,8 @@ class _Tables:
         out: dict[str, dict[str, str]] = {}
         for module in sorted(self.graph.modules):
             names: dict[str, str] = {}
+            if _TEST_SEGMENTS & set(module.split(".")):
+                continue
             for local in sorted(self.graph.names(module)):
                 resolved = self.graph.resolve(module, local)
                 if not resolved or resolved.startswith("module:"):

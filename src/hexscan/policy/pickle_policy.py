@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from hexscan.parsers.pickle_vm import GlobalUse, NestedPickle, PickleView
+from hexscan.policy.capabilities import find_gadget
 
 __all__ = ["KINDS", "SEVERITIES", "PicklePolicy", "PolicyError", "Verdict", "judge", "load_policy"]
 
@@ -253,6 +254,12 @@ def _judge_globals(uses: Iterable[GlobalUse], policy: PicklePolicy) -> list[Verd
                   or policy.danger_through(first.qualname))
         if reason:
             verdicts.append(_dangerous(records[0], reason))
+            continue
+        gadget = find_gadget(records)  # library callables that reach a sink (capabilities.py)
+        if gadget:
+            severity = min(gadget.severity, policy.severity[gadget.use.use], key=_RANK.__getitem__)
+            verdicts.append(_global_verdict("dangerous-global", severity, gadget.use,
+                                            gadget.message))
             continue
         for record in records:
             if record.use == "referenced" and len(records) > 1:
