@@ -156,5 +156,5 @@ def test_no_exact_allowlist_entry_is_a_gadget() -> None:
 def test_map_records_its_sources() -> None:
     cmap = load_capabilities()
     assert {"python", "numpy", "torch", "pandas", "sklearn"} <= set(cmap.versions)
-    size = resources.files("hexscan.policy").joinpath("pickle_capabilities.json").read_bytes()
-    assert len(size) < 5_000_000
+    data = resources.files("hexscan.policy").joinpath("pickle_capabilities.json.gz").read_bytes()
+    assert len(data) < 3_000_000

@@ -1,4 +1,4 @@
-"""Generate ``src/hexscan/policy/pickle_capabilities.json``: which library callables reach a sink.
+"""Generate ``src/hexscan/policy/pickle_capabilities.json.gz``: library callables that reach a sink.
 
 Run from the repository root with the interpreter whose libraries the map should describe::
 
@@ -13,6 +13,7 @@ shipped file). Why each piece exists is in docs/capabilities.md.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 import sysconfig
@@ -22,10 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from capgraph import DefInfo, Graph, ModuleInfo, Reach, capabilities, index_tree  # noqa: E402
+from capgraph import Graph, Reach, capabilities  # noqa: E402
+from capindex import DefInfo, ModuleInfo, index_tree  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-OUT = REPO / "src" / "hexscan" / "policy" / "pickle_capabilities.json"
+OUT = REPO / "src" / "hexscan" / "policy" / "pickle_capabilities.json.gz"
 FORMAT = 1
 MAX_DEPTH = {"process": 8, "eval": 8, "deserialise": 8, "network": 8, "file": 8, "import": 2}
 """Calls from the pickled callable to the sink. Dynamic import is bounded at 2: deeper, it is
@@ -96,11 +98,13 @@ SINKS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-#: Third-party top-level packages read from the environment's site-packages.
+#: Third-party top-level packages read from the environment's site-packages: the ML libraries
+#: the project's ``test`` extra installs and pins, and what they pull in (sympy, networkx and
+#: fsspec come with torch). A fixed list, so that the map does not change with whatever else
+#: happens to be installed; add a library here to cover it.
 LIBRARIES = (
     "numpy", "pandas", "scipy", "sklearn", "torch", "joblib", "keras", "dill", "cloudpickle",
     "yaml", "fsspec", "sympy", "networkx", "h5py", "onnx", "safetensors", "gguf", "tqdm",
-    "transformers", "huggingface_hub", "tensorflow", "xgboost", "lightgbm", "mlflow",
 )
 #: Distribution name of each top-level package, for the recorded versions.
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "yaml": "pyyaml"}
@@ -341,10 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     data = {"versions": versions(libraries), **data}
     text = json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n"
     if args.check:
-        same = args.out.is_file() and args.out.read_text(encoding="utf-8") == text
+        same = args.out.is_file() and gzip.decompress(args.out.read_bytes()).decode() == text
         print("up to date" if same else f"{args.out} is stale")
         return 0 if same else 1
-    args.out.write_text(text, encoding="utf-8")
+    # mtime 0 and no file name in the header: the same text always gives the same bytes
+    args.out.write_bytes(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0))
     stats = data["stats"]
     print(f"{args.out}: {len(text)} bytes; {stats}")  # type: ignore[index]
     return 0

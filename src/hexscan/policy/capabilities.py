@@ -3,16 +3,18 @@ deserialisation or dynamic import, and through which calls.
 
 Pickles reach gadgets inside trusted libraries (``pandas.read_pickle``, ``torch.hub`` helpers
 re-exported as ``torch.utils.model_zoo.load_url``, ``sympy.sympify``...), often under an alias
-module path that no hand-written list keeps up with. ``pickle_capabilities.json`` is generated
+module path that no hand-written list keeps up with. ``pickle_capabilities.json.gz`` is made
 by ``tools/policy/gen_capabilities.py`` from the installed libraries' *source* (read with
-``ast``, never imported). This module loads it, validates it and answers one question for the
-judge: does what a pickle does with a global (call it, or construct it) reach a sink, and how?
+``ast``, never imported; shipped gzip-compressed). This module loads it, validates it and
+answers one question for the judge: does what a pickle does with a global (call it, or
+construct it) reach a sink, and how?
 
 Nothing here imports the libraries the map describes; the data is plain JSON read once.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +27,8 @@ from hexscan.parsers.pickle_view import GlobalUse
 __all__ = ["CRITICAL_CAPABILITIES", "CapabilityError", "CapabilityMap", "Gadget", "find_gadget",
            "load_capabilities"]
 
-DATA_FILE = "pickle_capabilities.json"
+DATA_FILE = "pickle_capabilities.json.gz"
+"""gzip-compressed JSON (deterministic: no name, mtime 0); about a tenth of the plain size."""
 FORMAT = 1
 KNOWN_CAPABILITIES = ("process", "eval", "deserialise", "import", "network", "file")
 CRITICAL_CAPABILITIES = frozenset({"process", "eval", "deserialise", "import"})
@@ -69,8 +72,9 @@ class CapabilityMap:
     capabilities: tuple[str, ...]
     sinks: tuple[str, ...]
     sink_bits: tuple[int, ...]
-    nodes: tuple[tuple[str, int, tuple[int, ...]], ...]
-    classes: Mapping[int, tuple[tuple[int, ...], Mapping[str, int | None]]]
+    nodes: Sequence[Sequence[Any]]
+    """``[name, capability bits, next hop per capability present]`` (hop < 0: a sink)."""
+    classes: Mapping[int, tuple[Sequence[int], Mapping[str, int | None]]]
     names: Mapping[str, Mapping[str, int]]
     versions: Mapping[str, str]
 
@@ -174,8 +178,12 @@ def find_gadget(uses: Iterable[GlobalUse]) -> Gadget | None:
 @cache
 def load_capabilities() -> CapabilityMap:
     """The shipped map (read and validated once per process)."""
-    text = resources.files("hexscan.policy").joinpath(DATA_FILE).read_text(encoding="utf-8")
-    return parse_capabilities(json.loads(text))
+    raw = resources.files("hexscan.policy").joinpath(DATA_FILE).read_bytes()
+    try:
+        data = json.loads(gzip.decompress(raw))
+    except (OSError, EOFError, ValueError) as exc:
+        raise CapabilityError(f"{DATA_FILE}: not gzip-compressed JSON ({exc})") from exc
+    return parse_capabilities(data)
 
 
 def parse_capabilities(data: Any) -> CapabilityMap:
@@ -206,46 +214,48 @@ def _strings(value: Any, where: str) -> list[str]:
     return value
 
 
-def _ref(value: Any, nodes: int, sinks: int, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not -sinks <= value < nodes:
-        raise CapabilityError(f"{DATA_FILE}: {where}: reference {value!r} out of range")
+def _refs_in_range(refs: list[Any], nodes: int, sinks: int, where: str) -> None:
+    """All of ``refs`` are ints in ``[-sinks, nodes)`` (checked in bulk: the map is large)."""
+    if not refs:
+        return
+    if not all(type(r) is int for r in refs) or min(refs) < -sinks or max(refs) >= nodes:
+        raise CapabilityError(f"{DATA_FILE}: {where}: reference out of range")
+
+
+def _nodes(value: Any, sinks: int, ncaps: int) -> list[list[Any]]:
+    if not isinstance(value, list):
+        raise CapabilityError(f"{DATA_FILE}: nodes must be a list")
+    limit = 1 << ncaps
+    for i, node in enumerate(value):
+        if (type(node) is not list or len(node) != 3 or type(node[0]) is not str
+                or type(node[1]) is not int or not 0 <= node[1] < limit
+                or type(node[2]) is not list or len(node[2]) != node[1].bit_count()):
+            raise CapabilityError(f"{DATA_FILE}: node {i} is not [name, bits, hops]")
+    _refs_in_range([h for node in value for h in node[2]], len(value), sinks, "nodes")
     return value
 
 
-def _nodes(value: Any, sinks: int, ncaps: int) -> tuple[tuple[str, int, tuple[int, ...]], ...]:
-    if not isinstance(value, list):
-        raise CapabilityError(f"{DATA_FILE}: nodes must be a list")
-    out = []
-    for i, node in enumerate(value):
-        if (not isinstance(node, list) or len(node) != 3 or not isinstance(node[0], str)
-                or not isinstance(node[1], int) or not 0 <= node[1] < 1 << ncaps
-                or not isinstance(node[2], list) or len(node[2]) != node[1].bit_count()):
-            raise CapabilityError(f"{DATA_FILE}: node {i} is not [name, bits, hops]")
-        out.append((node[0], node[1],
-                    tuple(_ref(h, len(value), sinks, f"node {i}") for h in node[2])))
-    return tuple(out)
-
-
-def _classes(value: Any, nodes: int) -> dict[int, tuple[tuple[int, ...], dict[str, int | None]]]:
+def _classes(value: Any, nodes: int) -> dict[int, tuple[list[int], dict[str, int | None]]]:
     if not isinstance(value, dict):
         raise CapabilityError(f"{DATA_FILE}: classes must be an object")
-    out: dict[int, tuple[tuple[int, ...], dict[str, int | None]]] = {}
+    out: dict[int, tuple[list[int], dict[str, int | None]]] = {}
+    refs: list[Any] = []
     for key, entry in value.items():
-        if not key.isdigit() or int(key) >= nodes or not isinstance(entry, list) or len(entry) != 2:
+        if (not key.isdigit() or int(key) >= nodes or type(entry) is not list or len(entry) != 2
+                or type(entry[0]) is not list or type(entry[1]) is not dict):
             raise CapabilityError(f"{DATA_FILE}: class {key!r} is not [bases, methods]")
-        bases, own = entry
-        if not isinstance(bases, list) or not isinstance(own, dict):
-            raise CapabilityError(f"{DATA_FILE}: class {key!r} is not [bases, methods]")
-        out[int(key)] = (
-            tuple(_ref(b, nodes, 0, f"class {key}") for b in bases),
-            {str(m): None if r is None else _ref(r, nodes, 0, f"class {key}")
-             for m, r in own.items()},
-        )
+        refs += entry[0]
+        refs += [r for r in entry[1].values() if r is not None]
+        out[int(key)] = (entry[0], entry[1])
+    if any(r < 0 for r in refs if type(r) is int):
+        raise CapabilityError(f"{DATA_FILE}: classes: a base or method is a sink")
+    _refs_in_range(refs, nodes, 0, "classes")
     return out
 
 
 def _names(value: Any, nodes: int, sinks: int) -> dict[str, dict[str, int]]:
-    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+    if not isinstance(value, dict) or not all(type(v) is dict for v in value.values()):
         raise CapabilityError(f"{DATA_FILE}: names must map modules to objects")
-    return {module: {str(q): _ref(r, nodes, sinks, f"names[{module}]") for q, r in table.items()}
-            for module, table in value.items()}
+    _refs_in_range([r for table in value.values() for r in table.values()], nodes, sinks,
+                   "names")
+    return value

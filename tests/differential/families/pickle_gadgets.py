@@ -170,19 +170,19 @@ def _loaders(payload: PayloadFor) -> Iterator[Variant]:
 def _benign() -> Iterator[Variant]:
     """The same libraries' objects as a model file holds them, pickled by the real pickler."""
     import datetime
-    import zoneinfo
 
     import numpy
     import pandas
+    import scipy.sparse
     from sklearn.linear_model import LogisticRegression
 
     objects: dict[str, object] = {
         "numpy_array": numpy.arange(6, dtype="float32").reshape(2, 3),
-        "pandas_frame": pandas.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}),
+        "pandas_frame": pandas.DataFrame({"a": [1.0, 2.0], "b": [3, 4]}),
         "pandas_series_dates": pandas.Series(pandas.date_range("2024-01-01", periods=3)),
         "sklearn_estimator": LogisticRegression(C=0.5),
-        "zoned_datetime": datetime.datetime(2024, 1, 1,
-                                            tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+        "utc_datetime": datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
+        "scipy_sparse": scipy.sparse.csr_matrix(numpy.eye(3, dtype="float32")),
     }
     for name, value in objects.items():
         for protocol in (2, 4):
