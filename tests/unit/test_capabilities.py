@@ -7,6 +7,7 @@ every test also exercises the shipped format end to end.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import textwrap
@@ -15,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from regression.pickle_asm import call, glob, pkl, ustr
 
 from hexscan.parsers.pickle_view import GlobalUse
+from hexscan.parsers.pickle_vm import analyze_pickle
 from hexscan.policy.capabilities import CapabilityError, CapabilityMap, parse_capabilities
+from hexscan.policy.pickle_policy import Verdict, judge, load_policy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "policy"))
 
@@ -269,3 +273,34 @@ def test_malformed_data_is_rejected(tmp_path: Path, mutate: Any) -> None:
     mutate(data)
     with pytest.raises(CapabilityError):
         parse_capabilities(data)
+
+
+# ------------------------------------------------------------------ the judge and the shipped map
+
+
+def _verdicts(stream: bytes, extra: Mapping[str, Any] | None = None) -> list[Verdict]:
+    return judge(analyze_pickle(io.BytesIO(stream)), load_policy(extra))
+
+
+def test_judge_flags_a_called_gadget_with_its_chain() -> None:
+    verdicts = _verdicts(pkl(call(glob("torch.utils.model_zoo", "load_url"), ustr("x"))))
+    top = verdicts[0]
+    assert (top.severity, top.kind) == ("CRITICAL", "dangerous-global")
+    assert "reaches torch.load through torch.hub.load_state_dict_from_url" in top.message
+
+
+def test_dangerous_list_wins_over_the_map() -> None:
+    verdicts = _verdicts(pkl(call(glob("torch.hub", "load_state_dict_from_url"), ustr("x"))))
+    assert verdicts[0].severity == "CRITICAL" and "reaches" not in verdicts[0].message
+
+
+def test_only_imported_gadget_is_not_raised_by_the_map() -> None:
+    stream = pkl(glob("sympy", "sympify"))
+    assert not [v for v in _verdicts(stream) if "reaches" in v.message]
+
+
+def test_map_never_lowers_a_stricter_user_severity() -> None:
+    stream = pkl(call(glob("numpy.lib._datasource", "open"), ustr("x")))  # file only: HIGH
+    assert _verdicts(stream)[0].severity == "HIGH"
+    strict = _verdicts(stream, {"severity": {"called": "CRITICAL"}})
+    assert strict[0].severity == "CRITICAL" and "reaches" in strict[0].message
