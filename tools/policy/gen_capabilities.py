@@ -93,6 +93,7 @@ SINKS: dict[str, tuple[str, ...]] = {
         "os.link", "os.truncate", "os.chmod", "os.chown", "os.mkfifo", "shutil.copy",
         "shutil.copy2", "shutil.copyfile", "shutil.copytree", "shutil.move", "shutil.rmtree",
         "shutil.make_archive", "shutil.unpack_archive", "sqlite3.connect", "h5py.File",
+        "h5py._hl.files.File", "h5py._hl.files.make_fid",
         "safetensors._safetensors_rust.serialize_file", "safetensors._safetensors_rust.safe_open",
         "fsspec.open", "fsspec.open_files", "fsspec.core.open", "fsspec.core.open_files",
     ),

@@ -178,7 +178,8 @@ def _benign() -> Iterator[Variant]:
 
     objects: dict[str, object] = {
         "numpy_array": numpy.arange(6, dtype="float32").reshape(2, 3),
-        "pandas_frame": pandas.DataFrame({"a": [1.0, 2.0], "b": [3, 4]}),
+        # integer labels: string labels pickle through pyarrow when pyarrow is installed
+        "pandas_frame": pandas.DataFrame(numpy.arange(6.0).reshape(3, 2)),
         "pandas_series_dates": pandas.Series(pandas.date_range("2024-01-01", periods=3)),
         "sklearn_estimator": LogisticRegression(C=0.5),
         "utc_datetime": datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
