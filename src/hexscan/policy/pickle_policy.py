@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from hexscan.parsers.pickle_values import PROTOCOL_METHODS
 from hexscan.parsers.pickle_vm import GlobalUse, NestedPickle, PickleView, canonical_name
+from hexscan.policy.capabilities import find_gadget
 from hexscan.policy.pickle_policy_data import SEVERITIES, PicklePolicy, PolicyError, load_policy
 
 __all__ = ["KINDS", "SEVERITIES", "PicklePolicy", "PolicyError", "Verdict", "judge", "load_policy"]
@@ -95,6 +96,12 @@ def _judge_globals(uses: Iterable[GlobalUse], policy: PicklePolicy) -> list[Verd
                   or policy.danger_through(first.qualname))
         if reason:
             verdicts.append(_dangerous(records[0], reason))
+            continue
+        gadget = find_gadget(records)  # library callables that reach a sink (capabilities.py)
+        if gadget:
+            severity = min(gadget.severity, policy.severity[gadget.use.use], key=_RANK.__getitem__)
+            verdicts.append(_global_verdict("dangerous-global", severity, gadget.use,
+                                            gadget.message))
             continue
         for record in records:
             if record.use == "referenced" and len(records) > 1:
