@@ -18,6 +18,7 @@ from hexscan.parsers.pickle_calls import (
     _root_ref,
     _state_items,
 )
+from hexscan.parsers.pickle_exec_state import foreign_exec_state
 from hexscan.parsers.pickle_folds import (
     attribute,
 )
@@ -63,6 +64,10 @@ class _ObjectState:
             return
         if isinstance(inst, CallResult) and not isinstance(state, Map):
             inst.attrs.setdefault("__state__", state)
+        if isinstance(inst, CallResult):
+            code = foreign_exec_state(_root_ref(inst.callee).full, _state_items(state))
+            if code is not None:  # the class's own __setstate__ runs exec(code)
+                self._call(Ref("builtins", "exec"), (code,), {})
         self._apply_state(inst, state)
 
     def _apply_state(self, inst: Any, state: Any) -> None:
