@@ -310,3 +310,16 @@ def test_java_class_file_is_no_native_executable(tmp_path: Path, major: int) -> 
 @pytest.mark.parametrize("archs", [1, 2, 4])
 def test_macho_universal_binary_is_still_an_executable(archs: int) -> None:
     assert ident(_macho_universal(archs), "libmodel.dylib").format is Format.EXECUTABLE
+
+
+def test_a_few_fields_that_fit_the_graph_schema_are_not_a_graph_without_its_name() -> None:
+    """Random float storages in torch checkpoints can parse as a field 10 or 15 of the graph
+    schema; with no node naming a calculator that is no MediaPipe graph."""
+    from hexscan.formats import protobufs
+    from hexscan.parsers.protowire import iter_fields
+
+    for head in (b"\x50\x01", b"\x7a\x02ab", b"\x50\x01\x0a\x04\x12\x02\x00\x01"):
+        fields = list(iter_fields(head))
+        assert not protobufs.mediapipe_only(head, fields), head
+    real = b"\x0a\x1b\x12\x19TfLiteInferenceCalculator\x52\x05image"  # node + input_stream
+    assert protobufs.mediapipe_only(real, list(iter_fields(real)))

@@ -14,6 +14,7 @@ descriptors shipped in those packages declare them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from hexscan.parsers.protowire import LEN, VARINT, Field, WireError, iter_fields
@@ -110,5 +111,22 @@ def is_mediapipe_graph(head: bytes, fields: list[Field]) -> bool:
 
 
 def mediapipe_only(head: bytes, fields: list[Field]) -> bool:
-    """A graph config that uses a field GraphDef does not have: no name needed to tell."""
-    return is_mediapipe_graph(head, fields) and not fits(fields, TF_GRAPHDEF)
+    """A graph config that uses a field GraphDef does not have: no name needed to tell.
+
+    Without the name, the content alone must be strong evidence: at least one node, and every
+    node checked names its calculator with a C++ class name. A few fields that happen to fit
+    the schema (random weights in a torch storage do) are not a graph.
+    """
+    if not (is_mediapipe_graph(head, fields) and not fits(fields, TF_GRAPHDEF)):
+        return False
+    nodes = [f for f in fields if f.number == 1][:_NODES_CHECKED]
+    return bool(nodes) and all(_names_a_calculator(head, node) for node in nodes)
+
+
+def _names_a_calculator(head: bytes, node: Field) -> bool:
+    sub = sub_fields(head, node) or []
+    names = [head[f.start:f.start + f.length] for f in sub if f.number == 2 and f.wire_type == LEN]
+    return any(_CALCULATOR.fullmatch(name) for name in names)
+
+
+_CALCULATOR = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*")
