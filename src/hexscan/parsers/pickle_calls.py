@@ -275,6 +275,7 @@ _TRAMPOLINES: dict[str, Callable[[_Machine, Args, Kwargs, CallResult], Any]] = {
     "torch._tensor._rebuild_from_type_v2": _trampoline_spread,
     "torch._utils._rebuild_wrapper_subclass": _trampoline_new,
     "numpy.core.multiarray._reconstruct": _trampoline_new,
+    "numpy.core._internal._reconstruct": _trampoline_new,  # numpy < 1.0 pickles
     "numpy._core.multiarray._reconstruct": _trampoline_new,
     "numpy.random._pickle.__randomstate_ctor": _trampoline_call(1, 0),
     "numpy.random._pickle.__generator_ctor": _trampoline_call(1, 0),
