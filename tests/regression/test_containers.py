@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import run_hex
+from differential.harness import Reduce
 
 np = pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")
@@ -24,15 +25,7 @@ joblib = pytest.importorskip("joblib")
 RANK = {"CRITICAL": 4, "HIGH": 3, "MEDIUM": 2, "LOW": 1, "INFO": 0}
 
 
-class _Reduce:
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
-
-
-EVIL = _Reduce(os.system, "echo owned")
+EVIL = Reduce(os.system, "echo owned")
 
 
 def _npy(descr: object, body: bytes) -> bytes:
@@ -75,7 +68,7 @@ def _alone(data: bytes, dict_size: int) -> bytes:
 def _nested_zip() -> bytes:
     from torch.storage import _load_from_bytes
 
-    return pickle.dumps({"w": _Reduce(_load_from_bytes, _torch({"m": EVIL}))}, 2)
+    return pickle.dumps({"w": Reduce(_load_from_bytes, _torch({"m": EVIL}))}, 2)
 
 
 def _sidecar(name: str) -> bytes:

@@ -23,19 +23,11 @@ import pickle
 import zlib
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Variant, key_of
+from differential.harness import PayloadFor, Reduce, Variant, key_of
 
 FAMILY = "containers-joblib"
 
 _COMPRESSORS = ("zlib", "gzip", "bz2", "lzma", "xz", "lz4")
-
-
-class _Reduce:
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
 
 
 def _dump(obj: object, compress: object = 0) -> bytes:
@@ -49,8 +41,8 @@ def _dump(obj: object, compress: object = 0) -> bytes:
 def variants(payload: PayloadFor) -> Iterator[Variant]:
     import numpy as np
 
-    def evil(name: str) -> _Reduce:
-        return _Reduce(builtins.exec, payload(key_of(FAMILY, name)))
+    def evil(name: str) -> Reduce:
+        return Reduce(builtins.exec, payload(key_of(FAMILY, name)))
 
     def holders(name: str) -> dict[str, object]:
         obj_arr = np.empty(3, dtype=object)
@@ -90,12 +82,12 @@ def _zfiles(payload: PayloadFor) -> Iterator[Variant]:
     for protocol in (0, 2, 4):
         for level in (1, 9):
             name = f"zfile_p{protocol}_l{level}"
-            data = pickle.dumps(_Reduce(builtins.exec, payload(key_of(FAMILY, name))), protocol)
+            data = pickle.dumps(Reduce(builtins.exec, payload(key_of(FAMILY, name))), protocol)
             out = io.BytesIO()
             write_zfile(out, data, level)
             yield Variant(FAMILY, name, "model.pkl", out.getvalue(), "joblib")
     name = "zfile_py2_header"
-    data = pickle.dumps(_Reduce(builtins.exec, payload(key_of(FAMILY, name))), 2)
+    data = pickle.dumps(Reduce(builtins.exec, payload(key_of(FAMILY, name))), 2)
     header = b"ZF" + hex(len(data)).encode().ljust(19) + b" "
     yield Variant(FAMILY, name, "model.pkl", header + zlib.compress(data), "joblib")
     benign = pickle.dumps({"coef": [1.0, 2.0]}, 2)
@@ -115,7 +107,7 @@ def _sidecars(payload: PayloadFor, np: object) -> Iterator[Variant]:
         for protocol in (2, 4):
             name = f"sidecar_{label}_p{protocol}"
             arr = numpy.zeros(2, dtype=dtype)  # type: ignore[attr-defined]
-            item = _Reduce(builtins.exec, payload(key_of(FAMILY, name)))
+            item = Reduce(builtins.exec, payload(key_of(FAMILY, name)))
             if label == "object":
                 arr[0] = item
             else:
@@ -127,7 +119,7 @@ def _sidecars(payload: PayloadFor, np: object) -> Iterator[Variant]:
                           "joblib", companions=(("model.pkl_01.npy", out.getvalue()),))
     name = "sidecar_parent_dir"
     arr = numpy.empty(1, dtype=object)  # type: ignore[attr-defined]
-    arr[0] = _Reduce(builtins.exec, payload(key_of(FAMILY, name)))
+    arr[0] = Reduce(builtins.exec, payload(key_of(FAMILY, name)))
     out = io.BytesIO()
     numpy.save(out, arr, allow_pickle=True)  # type: ignore[attr-defined]
     # The array file lies outside the pickle's directory; joblib follows the name there.
@@ -160,7 +152,7 @@ def _lzma_alone(payload: PayloadFor) -> Iterator[Variant]:
     for dict_size in sizes:
         for known in (False, True):
             name = f"lzma_dict_{dict_size:x}_{'sized' if known else 'unsized'}"
-            data = pickle.dumps(_Reduce(builtins.exec, payload(key_of(FAMILY, name))), 4)
+            data = pickle.dumps(Reduce(builtins.exec, payload(key_of(FAMILY, name))), 4)
             yield Variant(FAMILY, name, "model.joblib", _alone(data, dict_size, known), "joblib")
     benign = pickle.dumps({"coef": [1.0, 2.0]}, 4)
     for dict_size in (1024, 1 << 31):
@@ -180,12 +172,12 @@ def _xz_filters(payload: PayloadFor) -> Iterator[Variant]:
     for chain, filters in chains.items():
         for check_name, check in checks.items():
             name = f"xz_{chain}_{check_name}"
-            data = pickle.dumps(_Reduce(builtins.exec, payload(key_of(FAMILY, name))), 4)
+            data = pickle.dumps(Reduce(builtins.exec, payload(key_of(FAMILY, name))), 4)
             packed = lzma.compress(data, format=lzma.FORMAT_XZ, check=check, filters=filters)
             yield Variant(FAMILY, name, "model.joblib", packed, "joblib")
     name = "xz_two_streams"
     # The pickle is split across two concatenated xz streams: LZMAFile reads both.
-    whole = pickle.dumps([_Reduce(builtins.exec, payload(key_of(FAMILY, name)))], 4)
+    whole = pickle.dumps([Reduce(builtins.exec, payload(key_of(FAMILY, name)))], 4)
     cut = len(whole) // 2
     yield Variant(FAMILY, name, "model.joblib", lzma.compress(whole[:cut]) +
                   lzma.compress(whole[cut:]), "joblib")

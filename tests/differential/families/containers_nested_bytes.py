@@ -17,17 +17,9 @@ import io
 import pickle
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Variant, key_of
+from differential.harness import PayloadFor, Reduce, Variant, key_of
 
 FAMILY = "containers-nested-bytes"
-
-
-class _Reduce:
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
 
 
 def _torch_save(obj: object, zipped: bool = True) -> bytes:
@@ -42,32 +34,32 @@ def variants(payload: PayloadFor) -> Iterator[Variant]:
     import torch
     from torch.storage import _load_from_bytes
 
-    def evil(name: str) -> _Reduce:
-        return _Reduce(builtins.exec, payload(key_of(FAMILY, name)))
+    def evil(name: str) -> Reduce:
+        return Reduce(builtins.exec, payload(key_of(FAMILY, name)))
 
     inner_kinds = {
         "zip": lambda name: _torch_save({"m": evil(name)}),
         "legacy": lambda name: _torch_save({"m": evil(name)}, zipped=False),
         "zip_in_zip": lambda name: _torch_save(
-            {"m": _Reduce(_load_from_bytes, _torch_save({"n": evil(name)}))}),
+            {"m": Reduce(_load_from_bytes, _torch_save({"n": evil(name)}))}),
     }
     for kind, make in inner_kinds.items():
         for protocol in (2, 3, 4, 5):
             name = f"pickle_{kind}_p{protocol}"
-            outer = pickle.dumps({"w": _Reduce(_load_from_bytes, make(name))}, protocol)
+            outer = pickle.dumps({"w": Reduce(_load_from_bytes, make(name))}, protocol)
             yield Variant(FAMILY, name, "model.pkl", outer, "pickle")
         name = f"torch_{kind}"
         yield Variant(FAMILY, name, "model.pt",
-                      _torch_save({"w": _Reduce(_load_from_bytes, make(name))}), "torch")
+                      _torch_save({"w": Reduce(_load_from_bytes, make(name))}), "torch")
         name = f"torch_legacy_outer_{kind}"
         yield Variant(FAMILY, name, "model.pt", _torch_save(
-            {"w": _Reduce(_load_from_bytes, make(name))}, zipped=False), "torch")
+            {"w": Reduce(_load_from_bytes, make(name))}, zipped=False), "torch")
     tensors = {"t": torch.arange(6.0).reshape(2, 3), "i": torch.tensor([1, 2, 3])}
     for protocol in (2, 3, 4, 5):
         yield Variant(FAMILY, f"benign_tensor_pickle_p{protocol}", "model.pkl",
                       pickle.dumps(tensors, protocol), "pickle", malicious=False)
     yield Variant(FAMILY, "benign_embedded_zip", "model.pkl", pickle.dumps(
-        {"w": _Reduce(_load_from_bytes, _torch_save({"a": [1.0]}))}, 4), "pickle",
+        {"w": Reduce(_load_from_bytes, _torch_save({"a": [1.0]}))}, 4), "pickle",
         malicious=False)
     yield Variant(FAMILY, "benign_torch_of_tensor_pickle", "model.pt", _torch_save(
         {"blob": pickle.dumps(tensors, 2)}), "torch", malicious=False)

@@ -19,7 +19,7 @@ import struct
 import zipfile
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Variant, key_of
+from differential.harness import PayloadFor, Reduce, Variant, key_of
 
 FAMILY = "containers-numpy"
 
@@ -38,14 +38,6 @@ OBJECT_DESCRS: dict[str, object] = {
     "subarray": ("|O", (2,)), "subarray_int": ("O", 2), "subarray_nested": (("O", (2,)), (3,)),
     "subarray_struct": ([("a", "O")], (2,)), "struct_of_subarray": [("a", ("O", (2,)))],
 }
-
-
-class _Reduce:
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
 
 
 def npy_bytes(descr: object, body: bytes, version: int = 1, shape: str = "(1,)",
@@ -72,7 +64,7 @@ def variants(payload: PayloadFor) -> Iterator[Variant]:
     import numpy as np
 
     def evil(name: str, protocol: int = 3) -> bytes:
-        return pickle.dumps(_Reduce(builtins.exec, payload(key_of(FAMILY, name))), protocol)
+        return pickle.dumps(Reduce(builtins.exec, payload(key_of(FAMILY, name))), protocol)
 
     for label, descr in OBJECT_DESCRS.items():
         for version in (1, 2, 3):
@@ -110,7 +102,7 @@ def _numpy_written(payload: PayloadFor, np: object) -> Iterator[Variant]:
 
     def obj_array(name: str, dtype: object) -> object:
         arr = numpy.empty(2, dtype=dtype)  # type: ignore[attr-defined]
-        item = _Reduce(builtins.exec, payload(key_of(FAMILY, name)))
+        item = Reduce(builtins.exec, payload(key_of(FAMILY, name)))
         if getattr(arr.dtype, "names", None):
             arr["a"][0] = item
         else:

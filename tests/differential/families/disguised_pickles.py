@@ -16,7 +16,7 @@ import builtins
 import pickle
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Variant, key_of
+from differential.harness import PayloadFor, Reduce, Variant, key_of
 
 FAMILY = "disguised-pickles"
 
@@ -41,20 +41,12 @@ NAMES: tuple[tuple[str, str], ...] = (
 PLAIN = {"offsets": [0, 97, 182, 291], "scale": 0.5, "name": "corpus", "flags": (True, None)}
 
 
-class _Reduce:
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
-
-
 def variants(payload: PayloadFor) -> Iterator[Variant]:
     for filename, loader in NAMES:
         stem = filename.replace(".", "_")
         for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
             name = f"{stem}_exec_p{protocol}"
-            data = pickle.dumps(_Reduce(builtins.exec, payload(key_of(FAMILY, name))), protocol)
+            data = pickle.dumps(Reduce(builtins.exec, payload(key_of(FAMILY, name))), protocol)
             yield Variant(FAMILY, name, filename, data, loader)
             # torch.load wants its magic number first (the payload above runs before that
             # check); the plain twin is proven loadable with pickle itself.

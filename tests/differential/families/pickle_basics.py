@@ -10,23 +10,15 @@ import builtins
 import pickle
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Variant, key_of
+from differential.harness import PayloadFor, Reduce, Variant, key_of
 
 FAMILY = "pickle-basics"
-
-
-class _Reduce:
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
 
 
 def variants(payload: PayloadFor) -> Iterator[Variant]:
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         name = f"exec_p{protocol}"
-        data = pickle.dumps(_Reduce(builtins.exec, payload(key_of(FAMILY, name))), protocol)
+        data = pickle.dumps(Reduce(builtins.exec, payload(key_of(FAMILY, name))), protocol)
         yield Variant(FAMILY, name, "model.pkl", data, "pickle")
         benign = pickle.dumps({"weights": [0.5, 1.5], "n": protocol}, protocol)
         yield Variant(FAMILY, f"benign_p{protocol}", "model.pkl", benign, "pickle",

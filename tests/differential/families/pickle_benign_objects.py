@@ -21,21 +21,13 @@ from typing import Any
 
 from regression.pickle_asm import glob, sstr, tup, ustr
 
-from differential.harness import PayloadFor, Variant, key_of
+from differential.harness import PayloadFor, Reduce, Variant, key_of
 
 FAMILY = "pickle-benign-objects"
 _TOOLS = Path(__file__).resolve().parents[3] / "tools" / "policy"
 _PLAIN_PICKLE_SKIPPED = {("torch", "modules"), ("torch", "optimizer-state")}
 """Plain pickles with more nested torch archives than hex's budget: reported as a limit (MEDIUM),
 covered with that tolerance in tests/e2e/test_benign_catalogue.py."""
-
-
-class _Reduce:
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
 
 
 def _catalogue() -> Iterator[tuple[str, str, Any, bool]]:
@@ -87,8 +79,8 @@ def _hidden_in_containers(payload: PayloadFor) -> Iterator[Variant]:
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    def bomb(name: str) -> _Reduce:
-        return _Reduce(builtins.exec, payload(key_of(FAMILY, name)))
+    def bomb(name: str) -> Reduce:
+        return Reduce(builtins.exec, payload(key_of(FAMILY, name)))
 
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         name = f"frame-column-payload-p{protocol}"
@@ -116,7 +108,7 @@ def _hidden_in_torch(payload: PayloadFor) -> Iterator[Variant]:
     state = torch.nn.Linear(2, 2).state_dict()
     for legacy in (False, True):
         name = f"state-dict-payload{'-legacy' if legacy else ''}"
-        state["extra"] = _Reduce(builtins.exec, payload(key_of(FAMILY, name)))
+        state["extra"] = Reduce(builtins.exec, payload(key_of(FAMILY, name)))
         buffer = io.BytesIO()
         torch.save(state, buffer, _use_new_zipfile_serialization=not legacy)
         yield Variant(FAMILY, name, "model.pt", buffer.getvalue(), "torch")

@@ -26,18 +26,10 @@ from pathlib import Path
 
 from regression.pickle_asm import binbytes, binint, call, glob, pkl, sglob, tup, ustr
 
-from differential.harness import PayloadFor, Variant, key_of
+from differential.harness import PayloadFor, Reduce, Variant, key_of
 
 FAMILY = "pickle-gadgets"
 NONE, EMPTY_DICT, EMPTY_TUPLE = b"N", b"}", b")"
-
-
-class _Reduce:
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
 
 
 def _canary(payload: PayloadFor, key: str) -> Path:
@@ -130,7 +122,7 @@ def _stage(payload: PayloadFor, name: str) -> tuple[Path, bytes]:
     key = key_of(FAMILY, name)
     stage_dir = _canary(payload, key).parent / "stages" / name
     stage_dir.mkdir(parents=True, exist_ok=True)
-    stage = pickle.dumps(_Reduce(builtins.exec, payload(key)), 2)
+    stage = pickle.dumps(Reduce(builtins.exec, payload(key)), 2)
     path = stage_dir / "weights.pth"
     path.write_bytes(stage)
     return path, stage
