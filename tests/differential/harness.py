@@ -141,6 +141,9 @@ class Extra:
     data: bytes = b""
     link_to: str | None = None
     hard: bool = False
+    judged: bool = False
+    """The loader reads this file as part of the model (joblib's old ``_01.npy`` arrays): hex
+    scans the directory, so the variant's verdict is the worst over it and the variant."""
 
 
 @dataclass(frozen=True)
@@ -156,11 +159,8 @@ class Variant:
     """A key of :data:`LOADERS`."""
     malicious: bool = True
     """False for a benign twin: it carries no payload and must not be flagged."""
-    companions: tuple[tuple[str, bytes], ...] = ()
-    """Files the loader reads next to ``filename`` (joblib's old ``_01.npy`` arrays); hex
-    scans the directory, so the variant's verdict is the worst over all of its files."""
     extras: tuple[Extra, ...] = ()
-    """Files the variant needs beside it (external data, a secret, links), written first."""
+    """Files the variant needs beside it (external data, a secret, links, side arrays)."""
 
 
 @dataclass(frozen=True)
@@ -291,8 +291,6 @@ def run_families(families: Iterable[Family], workdir: Path,
         for extra in v.extras:
             _write_extra(path.parent, extra)
         path.write_bytes(v.data)
-        for name, data in v.companions:
-            (path.parent / name).write_bytes(data)
     by_loader: dict[str, list[int]] = {}
     for i, v in enumerate(variants):
         by_loader.setdefault(v.loader, []).append(i)
@@ -306,7 +304,7 @@ def run_families(families: Iterable[Family], workdir: Path,
     for i, v in enumerate(variants):
         path = _variant_path(root, v).resolve()
         fired = (canaries / key_of(v.family, v.name)).exists()
-        paths = [path, *(path.parent / name for name, _ in v.companions)]
+        paths = [path, *((path.parent / e.path).resolve() for e in v.extras if e.judged)]
         severities = [worst[p] for p in paths if p in worst]
         severity = max(severities, key=SEVERITY_RANK.__getitem__) if severities else None
         outcomes.append(Outcome(v, fired, loaded[i], severity,

@@ -23,7 +23,7 @@ import pickle
 import zlib
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Reduce, Variant, key_of
+from differential.harness import Extra, PayloadFor, Reduce, Variant, key_of
 
 FAMILY = "containers-joblib"
 
@@ -116,7 +116,8 @@ def _sidecars(payload: PayloadFor, np: object) -> Iterator[Variant]:
             numpy.save(out, arr, allow_pickle=True)  # type: ignore[attr-defined]
             wrapper = NDArrayWrapper("model.pkl_01.npy", numpy.ndarray)  # type: ignore[attr-defined]
             yield Variant(FAMILY, name, "model.pkl", pickle.dumps({"w": wrapper}, protocol),
-                          "joblib", companions=(("model.pkl_01.npy", out.getvalue()),))
+                          "joblib",
+                          extras=(Extra("model.pkl_01.npy", out.getvalue(), judged=True),))
     name = "sidecar_parent_dir"
     arr = numpy.empty(1, dtype=object)  # type: ignore[attr-defined]
     arr[0] = Reduce(builtins.exec, payload(key_of(FAMILY, name)))
@@ -125,12 +126,13 @@ def _sidecars(payload: PayloadFor, np: object) -> Iterator[Variant]:
     # The array file lies outside the pickle's directory; joblib follows the name there.
     wrapper = NDArrayWrapper(f"../{name}_01.npy", numpy.ndarray)  # type: ignore[attr-defined]
     yield Variant(FAMILY, name, "model.pkl", pickle.dumps({"w": wrapper}, 2), "joblib",
-                  companions=((f"../{name}_01.npy", out.getvalue()),))
+                  extras=(Extra(f"../{name}_01.npy", out.getvalue(), judged=True),))
     out = io.BytesIO()
     numpy.save(out, numpy.arange(4.0))  # type: ignore[attr-defined]
     wrapper = NDArrayWrapper("model.pkl_01.npy", numpy.ndarray)  # type: ignore[attr-defined]
     yield Variant(FAMILY, "benign_sidecar", "model.pkl", pickle.dumps({"w": wrapper}, 2),
-                  "joblib", malicious=False, companions=(("model.pkl_01.npy", out.getvalue()),))
+                  "joblib", malicious=False,
+                  extras=(Extra("model.pkl_01.npy", out.getvalue(), judged=True),))
 
 
 def _alone(data: bytes, dict_size: int, known_size: bool) -> bytes:
