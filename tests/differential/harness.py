@@ -182,17 +182,6 @@ class Outcome:
         return SEVERITY_RANK.get(self.severity or "", -1) < SEVERITY_RANK["MEDIUM"]
 
 
-class Reduce:
-    """An object whose pickle calls ``func(*args)``: how real pickles carry a payload. Only
-    pickled here, never loaded."""
-
-    def __init__(self, func: object, *args: object) -> None:
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return self.func, self.args
-
-
 PayloadFor = Callable[[str], str]
 """variant key -> Python source whose only effect is to create that variant's canary."""
 

@@ -149,7 +149,7 @@ def patch_zip_member(data: bytes, name: str, *, flag_or: int = 0, bad_crc: bool 
     return bytes(out)
 
 
-class _Reduce:
+class Reduce:
     """An object whose pickle calls ``func(*args)``: how real libraries write payloads."""
 
     def __init__(self, func: Callable[..., object], *args: object) -> None:
@@ -588,7 +588,7 @@ def _d5_d6(c: Catalogue, mal: bytes, members: list[tuple[str, bytes]]) -> None:
 def _d7_joblib(c: Catalogue) -> None:
     import joblib
 
-    obj = {"model": _Reduce(os.system, c.payload.shell), "weights": [1.0, 2.0]}
+    obj = {"model": Reduce(os.system, c.payload.shell), "weights": [1.0, 2.0]}
     t = "d7_compressed_joblib"
     for method in ("zlib", "gzip", "bz2", "lzma", "xz", "lz4"):
         path = c.root / t / f"model_{method}.joblib"

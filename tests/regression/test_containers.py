@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from conftest import run_hex
-from differential.harness import Reduce
+
+from regression.samples import Reduce
 
 np = pytest.importorskip("numpy")
 torch = pytest.importorskip("torch")

@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from regression.samples import Reduce
 
 from hexscan.discover.streams import ZlibReader, skip_zfile_header
 from hexscan.discover.zipdirs import miniz_eocd, miniz_infos
@@ -152,18 +153,11 @@ def _load_from_bytes_chain(levels: int) -> bytes:
 
     from torch.storage import _load_from_bytes
 
-    class _Reduce:
-        def __init__(self, func: object, *args: object) -> None:
-            self.func, self.args = func, args
-
-        def __reduce__(self) -> tuple[object, ...]:
-            return self.func, self.args
-
-    obj: object = _Reduce(os.system, "echo owned")
+    obj: object = Reduce(os.system, "echo owned")
     for _ in range(levels):
         out = io.BytesIO()
         torch.save({"m": obj}, out)
-        obj = _Reduce(_load_from_bytes, out.getvalue())
+        obj = Reduce(_load_from_bytes, out.getvalue())
     return pickle.dumps({"w": obj}, 4)
 
 

@@ -23,7 +23,9 @@ import pickle
 import zlib
 from collections.abc import Iterator
 
-from differential.harness import Extra, PayloadFor, Reduce, Variant, key_of
+from regression.samples import Reduce
+
+from differential.harness import Extra, PayloadFor, Variant, key_of
 
 FAMILY = "containers-joblib"
 

@@ -21,7 +21,9 @@ import sys
 import tarfile
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Reduce, Variant, key_of
+from regression.samples import Reduce
+
+from differential.harness import PayloadFor, Variant, key_of
 
 FAMILY = "containers-torch-legacy"
 

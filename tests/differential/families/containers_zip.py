@@ -16,7 +16,9 @@ import struct
 import zipfile
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Reduce, Variant, key_of
+from regression.samples import Reduce
+
+from differential.harness import PayloadFor, Variant, key_of
 
 FAMILY = "containers-zip"
 

@@ -10,7 +10,9 @@ import builtins
 import pickle
 from collections.abc import Iterator
 
-from differential.harness import PayloadFor, Reduce, Variant, key_of
+from regression.samples import Reduce
+
+from differential.harness import PayloadFor, Variant, key_of
 
 FAMILY = "pickle-basics"
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from regression.pickle_asm import glob, sstr, tup, ustr
+from regression.samples import Reduce
 
-from differential.harness import PayloadFor, Reduce, Variant, key_of
+from differential.harness import PayloadFor, Variant, key_of
 
 FAMILY = "pickle-benign-objects"
 _TOOLS = Path(__file__).resolve().parents[3] / "tools" / "policy"

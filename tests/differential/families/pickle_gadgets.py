@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from regression.pickle_asm import binbytes, binint, call, glob, pkl, sglob, tup, ustr
+from regression.samples import Reduce
 
-from differential.harness import PayloadFor, Reduce, Variant, key_of
+from differential.harness import PayloadFor, Variant, key_of
 
 FAMILY = "pickle-gadgets"
 NONE, EMPTY_DICT, EMPTY_TUPLE = b"N", b"}", b")"
